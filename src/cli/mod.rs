@@ -1,0 +1,40 @@
+//! Layer 6 (beside `app`): headless commands over the same core. No egui, no wgpu.
+//!
+//! Each subcommand lives in its own file; this one parses and dispatches. On failure a
+//! command prints one line `error: <reason>` and exits non-zero.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fuseprint",
+    version,
+    about = "CT + MRI to a fused 3D picture and a printable model"
+)]
+pub struct Cli {
+    /// Open this DICOM folder or NIfTI file in the desktop window (no subcommand).
+    #[arg(global = false)]
+    pub open: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs one headless command; prints `error: …` and returns a failure code on error.
+pub fn run(command: Command) -> ExitCode {
+    match command {}
+}
+
+/// `RUST_LOG`-controlled logging to stderr.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fuseprint=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
