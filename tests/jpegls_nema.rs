@@ -1,9 +1,10 @@
-//! Our JPEG-LS decoder against the NEMA WG04 reference images in ../shared/data:
-//! lossless (JLSL) must be bit-exact, near-lossless (JLSN) within its NEAR bound.
+//! Our own codecs against the NEMA WG04 reference images in ../shared/data: JPEG-LS
+//! lossless (JLSL) must be bit-exact, near-lossless (JLSN) within its NEAR bound, and
+//! 12-bit lossy JPEG (JPLY) close to the reference by PSNR.
 
 use dicom_dictionary_std::tags;
 use dicom_object::{open_file, DefaultDicomObject, OpenFileOptions};
-use fuseprint::io::jpegls;
+use fuseprint::io::{jpeg12, jpegls};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +45,7 @@ fn reference_pixels(path: &Path) -> (Vec<u16>, DefaultDicomObject) {
     (words, obj)
 }
 
-fn jpegls_frame(path: &Path) -> Vec<u8> {
+fn encapsulated_frame(path: &Path) -> Vec<u8> {
     let obj = open_file(path).expect("JPEG-LS DICOM parses");
     let elem = obj.element(tags::PIXEL_DATA).expect("pixel data");
     let fragments = elem.value().fragments().expect("encapsulated pixel data");
@@ -66,8 +67,10 @@ fn compare(kind: &str, max_allowed_error: Option<i32>) {
         } else {
             (1u32 << bits_stored) as u16 - 1
         };
-        let image = jpegls::decode(&jpegls_frame(&dir.join(format!("{kind}/{name}_{kind}"))))
-            .expect("decodes");
+        let image = jpegls::decode(&encapsulated_frame(
+            &dir.join(format!("{kind}/{name}_{kind}")),
+        ))
+        .expect("decodes");
         assert_eq!(image.samples.len(), reference.len(), "{name}: sample count");
         let worst = image
             .samples
@@ -96,4 +99,43 @@ fn lossless_jpegls_is_bit_exact() {
 #[test]
 fn near_lossless_jpegls_stays_within_near() {
     compare("JLSN", None);
+}
+
+#[test]
+fn twelve_bit_lossy_jpeg_matches_the_reference() {
+    let Some(data) = shared_data() else { return };
+    let dir = data.join("dicom/nema-wg04-codecs");
+    for name in ["MR1", "MR3", "MR4"] {
+        let (reference, ref_obj) = reference_pixels(&dir.join(format!("REF/{name}_UNC.zst")));
+        let _ = ref_obj;
+        let image = jpeg12::decode(&encapsulated_frame(&dir.join(format!("JPLY/{name}_JPLY"))))
+            .expect("decodes");
+        assert_eq!(image.samples.len(), reference.len(), "{name}: sample count");
+        // Peak = the reference's own dynamic range, not the container's bit depth.
+        let (lo, hi) = reference
+            .iter()
+            .fold((u16::MAX, 0u16), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let peak = (hi - lo) as f64;
+        let max_err = image
+            .samples
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap_or(0);
+        let mse = image
+            .samples
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>()
+            / reference.len() as f64;
+        let psnr = 10.0 * (peak * peak / mse.max(1e-12)).log10();
+        println!(
+            "JPLY/{name}: {} bits, range {lo}..{hi}, PSNR {psnr:.1} dB, max |error| {max_err}",
+            image.precision
+        );
+        // Lossy JPEG at NEMA's quality: anything below 40 dB would mean a decoding error, not compression.
+        assert!(psnr > 40.0, "{name}: PSNR {psnr:.1} dB");
+    }
 }

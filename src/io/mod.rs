@@ -2,6 +2,7 @@
 //! RAS convention; everything it returns is LPS millimetres.
 
 mod error;
+pub mod jpeg12;
 pub mod jpegls;
 
 pub use error::IoError;
