@@ -70,11 +70,21 @@ pub fn detect_kind(path: &Path) -> Result<FileKind, IoError> {
 pub fn load_image(path: &Path, ctx: &JobContext) -> Result<LoadedImage, IoError> {
     match detect_kind(path)? {
         FileKind::Nifti => Ok(nifti::read_nifti(path, ctx)?.image),
-        FileKind::Dicom => load_dicom_primary(path, ctx),
+        FileKind::Dicom => {
+            let (mut image, note) = load_dicom_series(path, None, ctx)?;
+            image.meta.warnings.extend(note);
+            Ok(image)
+        }
     }
 }
 
-fn load_dicom_primary(path: &Path, _ctx: &JobContext) -> Result<LoadedImage, IoError> {
+/// Loads one series of a DICOM folder or file: `series` is an index or a
+/// SeriesInstanceUID; without it the primary series, with a note saying which and why.
+pub fn load_dicom_series(
+    path: &Path,
+    _series: Option<&str>,
+    _ctx: &JobContext,
+) -> Result<(LoadedImage, Option<String>), IoError> {
     Err(IoError::UnknownFormat {
         path: path.to_path_buf(),
     })
