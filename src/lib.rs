@@ -8,6 +8,7 @@ pub mod volume;
 
 // L1
 pub mod io;
+pub mod preprocess;
 
 // L6: composition roots
 pub mod app;

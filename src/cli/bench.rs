@@ -10,6 +10,8 @@ pub struct BenchArgs {
 pub enum BenchWhich {
     /// DICOM series vs .nii.gz load time and peak memory for a synthetic CT.
     Load(LoadArgs),
+    /// Denoisers on a noisy CT phantom: time and error vs the clean image (issue 7).
+    Preprocess(super::preprocess::BenchPreprocessArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -25,5 +27,6 @@ pub struct LoadArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         BenchWhich::Load(_a) => anyhow::bail!("not yet"),
+        BenchWhich::Preprocess(a) => super::preprocess::bench(a),
     }
 }

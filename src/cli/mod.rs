@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod convert;
 pub mod info;
+pub mod preprocess;
 mod progress;
 
 use clap::{Parser, Subcommand};
