@@ -33,6 +33,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Convert a DICOM series or a NIfTI file to NIfTI (.nii or .nii.gz).
     Convert(convert::ConvertArgs),
+    /// Denoise, bias-correct, normalise, resample, crop, reorient or reduce metal artefacts.
+    Preprocess(preprocess::PreprocessArgs),
     /// Measure performance (not a test): `bench load`.
     Bench(bench::BenchArgs),
 }
@@ -43,6 +45,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Preprocess(args) => preprocess::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
