@@ -249,66 +249,30 @@ pub fn curvature_diffusion(
         let mean_grad_sq = mean_gradient_magnitude_sq(&u, g.dims, inv);
         let m_k = (mean_grad_sq * conductance * conductance * -2.0) as f32;
         let src = &u;
+        let strides = [1isize, nx as isize, plane as isize];
+        let offsets: [isize; 27] = std::array::from_fn(|q| {
+            let d = [q % 3, (q / 3) % 3, q / 9].map(|x| x as isize - 1);
+            d[0] * strides[0] + d[1] * strides[1] + d[2] * strides[2]
+        });
         next.par_chunks_mut(plane).enumerate().for_each(|(k, out)| {
             let kk = [k.saturating_sub(1), k, (k + 1).min(nz - 1)].map(|q| q * plane);
+            let mut n = [0.0f32; 27];
             for j in 0..ny {
                 let jj = [j.saturating_sub(1), j, (j + 1).min(ny - 1)].map(|q| q * nx);
+                let interior_row = k > 0 && k + 1 < nz && j > 0 && j + 1 < ny;
                 for i in 0..nx {
-                    let ii = [i.saturating_sub(1), i, (i + 1).min(nx - 1)];
-                    // v(o) reads the neighbour at offset o ∈ {-1,0,1}³.
-                    let v = |o: [usize; 3]| src[ii[o[0]] + jj[o[1]] + kk[o[2]]];
-                    let c = v([1, 1, 1]);
-                    let mut fwd = [0.0f32; 3];
-                    let mut bwd = [0.0f32; 3];
-                    let mut cen = [0.0f32; 3];
-                    for a in 0..3 {
-                        let mut p = [1, 1, 1];
-                        p[a] = 2;
-                        let mut m = [1, 1, 1];
-                        m[a] = 0;
-                        let (vp, vm) = (v(p), v(m));
-                        fwd[a] = (vp - c) * inv[a];
-                        bwd[a] = (c - vm) * inv[a];
-                        cen[a] = 0.5 * (vp - vm) * inv[a];
-                    }
-                    let mut speed = 0.0f32;
-                    for a in 0..3 {
-                        let mut gf = fwd[a] * fwd[a];
-                        let mut gb = bwd[a] * bwd[a];
-                        for b in 0..3 {
-                            if b == a {
-                                continue;
-                            }
-                            let at = |sa: usize, sb: usize| {
-                                let mut o = [1, 1, 1];
-                                o[a] = sa;
-                                o[b] = sb;
-                                v(o)
-                            };
-                            let aug = 0.5 * (at(2, 2) - at(2, 0)) * inv[b];
-                            let dim = 0.5 * (at(0, 2) - at(0, 0)) * inv[b];
-                            gf += 0.25 * (cen[b] + aug) * (cen[b] + aug);
-                            gb += 0.25 * (cen[b] + dim) * (cen[b] + dim);
+                    let c = i + j * nx + k * plane;
+                    if interior_row && i > 0 && i + 1 < nx {
+                        for (v, o) in n.iter_mut().zip(&offsets) {
+                            *v = src[(c as isize + o) as usize];
                         }
-                        let (cf, cb) = if m_k != 0.0 {
-                            ((gf / m_k).exp(), (gb / m_k).exp())
-                        } else {
-                            (0.0, 0.0)
-                        };
-                        let flux_f = fwd[a] / (1e-10 + gf).sqrt() * cf;
-                        let flux_b = bwd[a] / (1e-10 + gb).sqrt() * cb;
-                        speed += (flux_f - flux_b) * inv[a];
-                    }
-                    // Upwind gradient magnitude (Osher–Sethian) keeps the scheme monotone.
-                    let mut prop = 0.0f32;
-                    for a in 0..3 {
-                        if speed > 0.0 {
-                            prop += bwd[a].min(0.0).powi(2) + fwd[a].max(0.0).powi(2);
-                        } else {
-                            prop += bwd[a].max(0.0).powi(2) + fwd[a].min(0.0).powi(2);
+                    } else {
+                        let ii = [i.saturating_sub(1), i, (i + 1).min(nx - 1)];
+                        for (q, v) in n.iter_mut().enumerate() {
+                            *v = src[ii[q % 3] + jj[(q / 3) % 3] + kk[q / 9]];
                         }
                     }
-                    out[j * nx + i] = c + dt * prop.sqrt() * speed;
+                    out[j * nx + i] = n[13] + dt * mcde_update(&n, inv, m_k);
                 }
             }
         });
@@ -316,6 +280,56 @@ pub fn curvature_diffusion(
     }
     step(ctx, iterations, iterations)?;
     Ok(Volume::new(g, u)?)
+}
+
+/// One MCDE update (ITK's `CurvatureNDAnisotropicDiffusionFunction`) from the 3×3×3
+/// neighbourhood `n` (index `(dx+1) + 3(dy+1) + 9(dz+1)`), with true divergence in mm.
+#[inline(always)]
+fn mcde_update(n: &[f32; 27], inv: [f32; 3], m_k: f32) -> f32 {
+    const STRIDE: [usize; 3] = [1, 3, 9];
+    let c = n[13];
+    let mut fwd = [0.0f32; 3];
+    let mut bwd = [0.0f32; 3];
+    let mut cen = [0.0f32; 3];
+    for a in 0..3 {
+        let (vp, vm) = (n[13 + STRIDE[a]], n[13 - STRIDE[a]]);
+        fwd[a] = (vp - c) * inv[a];
+        bwd[a] = (c - vm) * inv[a];
+        cen[a] = 0.5 * (vp - vm) * inv[a];
+    }
+    let mut speed = 0.0f32;
+    for a in 0..3 {
+        let mut gf = fwd[a] * fwd[a];
+        let mut gb = bwd[a] * bwd[a];
+        for b in 0..3 {
+            if b == a {
+                continue;
+            }
+            let (sa, sb) = (STRIDE[a], STRIDE[b]);
+            let aug = 0.5 * (n[13 + sa + sb] - n[13 + sa - sb]) * inv[b];
+            let dim = 0.5 * (n[13 - sa + sb] - n[13 - sa - sb]) * inv[b];
+            gf += 0.25 * (cen[b] + aug) * (cen[b] + aug);
+            gb += 0.25 * (cen[b] + dim) * (cen[b] + dim);
+        }
+        let (cf, cb) = if m_k != 0.0 {
+            ((gf / m_k).exp(), (gb / m_k).exp())
+        } else {
+            (0.0, 0.0)
+        };
+        let flux_f = fwd[a] / (1e-10 + gf).sqrt() * cf;
+        let flux_b = bwd[a] / (1e-10 + gb).sqrt() * cb;
+        speed += (flux_f - flux_b) * inv[a];
+    }
+    // Upwind gradient magnitude (Osher–Sethian) keeps the scheme monotone.
+    let mut prop = 0.0f32;
+    for a in 0..3 {
+        if speed > 0.0 {
+            prop += bwd[a].min(0.0).powi(2) + fwd[a].max(0.0).powi(2);
+        } else {
+            prop += bwd[a].max(0.0).powi(2) + fwd[a].min(0.0).powi(2);
+        }
+    }
+    prop.sqrt() * speed
 }
 
 fn mean_gradient_magnitude_sq(u: &[f32], dims: [usize; 3], inv: [f32; 3]) -> f64 {
