@@ -5,6 +5,7 @@
 //! files and folders, whatever they are called.
 
 pub mod atomic;
+pub mod dicom;
 mod error;
 pub mod nifti;
 
@@ -82,12 +83,81 @@ pub fn load_image(path: &Path, ctx: &JobContext) -> Result<LoadedImage, IoError>
 /// SeriesInstanceUID; without it the primary series, with a note saying which and why.
 pub fn load_dicom_series(
     path: &Path,
-    _series: Option<&str>,
-    _ctx: &JobContext,
+    series: Option<&str>,
+    ctx: &JobContext,
 ) -> Result<(LoadedImage, Option<String>), IoError> {
-    Err(IoError::UnknownFormat {
-        path: path.to_path_buf(),
-    })
+    let scan = dicom::scan(path, &ctx.sub(0.0, 0.2))?;
+    let (index, note) = choose_series(&scan, series)?;
+    let image = dicom::load_series(&scan, index, &ctx.sub(0.2, 1.0))?;
+    Ok((image, note))
+}
+
+/// Resolves `--series N|UID`, or picks the primary series when there is a choice to make.
+pub fn choose_series(
+    scan: &dicom::DicomScan,
+    wanted: Option<&str>,
+) -> Result<(usize, Option<String>), IoError> {
+    if scan.series.is_empty() {
+        return Err(IoError::NoImages {
+            path: scan.root.clone(),
+            files_seen: scan.skipped.len(),
+        });
+    }
+    if let Some(w) = wanted {
+        let w = w.trim();
+        let by_index = w.parse::<usize>().ok().filter(|i| *i < scan.series.len());
+        let by_uid = || scan.series.iter().position(|s| s.uid == w);
+        return match by_index.or_else(by_uid) {
+            Some(i) => Ok((i, None)),
+            None => Err(IoError::SeriesNotFound {
+                path: scan.root.clone(),
+                wanted: w.to_string(),
+                available: format!(
+                    "indices 0..{} or a SeriesInstanceUID from `fuseprint info`",
+                    scan.series.len()
+                ),
+            }),
+        };
+    }
+    if scan.series.len() == 1 {
+        return Ok((0, None));
+    }
+    match dicom::primary_series(scan) {
+        Some((i, why)) => Ok((
+            i,
+            Some(format!(
+                "{} series found; converting #{i}, {why} (choose another with --series)",
+                scan.series.len()
+            )),
+        )),
+        None => Err(IoError::AmbiguousSeries {
+            path: scan.root.clone(),
+            count: scan.series.len(),
+            listing: series_listing(scan),
+        }),
+    }
+}
+
+/// One line per series, for messages that ask the user to choose.
+pub fn series_listing(scan: &dicom::DicomScan) -> String {
+    scan.series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "  #{i}: {} \"{}\" {}x{}x{} {} ({} images) uid {}",
+                s.modality.code(),
+                s.description,
+                s.dims[0],
+                s.dims[1],
+                s.dims[2],
+                s.orientation,
+                s.slice_count,
+                s.uid
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What [`save_nifti`] accepts: a loaded image (its description is kept) or a bare volume.
