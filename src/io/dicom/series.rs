@@ -75,7 +75,59 @@ fn split_uid(frames: Vec<DicomFrame>) -> Vec<SeriesInfo> {
                 .push("split off from the main series of the same UID".to_string());
         }
     }
+    let mut subsets = Vec::new();
+    for r in &mut rows {
+        if let Some(run) = regular_subset(r) {
+            r.warnings.push(format!(
+                "a regular subset without interpolation is offered as a separate row ({} slices)",
+                run.len()
+            ));
+            subsets.push(run);
+        }
+    }
+    for run in subsets {
+        let part = rows.len();
+        let mut row = assemble(run, part);
+        row.description = format!(
+            "{} (regular subset)",
+            row.description
+                .trim_end_matches(&format!(" (part {})", part + 1))
+        );
+        row.warnings
+            .push("longest run of evenly spaced slices of an irregular series".to_string());
+        rows.push(row);
+    }
     rows
+}
+
+/// The longest run (≥ 3 slices) of evenly spaced slices of a resampled stack, if it is not the
+/// whole stack: what a reader would pick to avoid interpolated slices.
+fn regular_subset(row: &SeriesInfo) -> Option<Vec<DicomFrame>> {
+    if !row.layout.resampled || row.problem.is_some() {
+        return None;
+    }
+    let orientation = row.frames.first()?.orientation?;
+    let s: Vec<f64> = row
+        .frames
+        .iter()
+        .map(|f| f.position.map(|p| normal_position(&orientation, &p)))
+        .collect::<Option<_>>()?;
+    let steps: Vec<f64> = s.windows(2).map(|w| w[1] - w[0]).collect();
+    let (mut best_start, mut best_len) = (0, 0);
+    let mut start = 0;
+    for i in 0..=steps.len() {
+        let ends =
+            i == steps.len() || (steps[i] - steps[start]).abs() > (0.01 * steps[start]).max(0.01);
+        if ends {
+            let slices = i - start + 1;
+            if slices > best_len {
+                (best_start, best_len) = (start, slices);
+            }
+            start = i;
+        }
+    }
+    (best_len >= 3 && best_len < row.frames.len())
+        .then(|| row.frames[best_start..best_start + best_len].to_vec())
 }
 
 fn same_stack(a: &DicomFrame, b: &DicomFrame) -> bool {
