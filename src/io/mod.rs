@@ -3,6 +3,8 @@
 
 pub mod dicom;
 mod error;
+pub mod jpeg12;
+pub mod jpegls;
 
 pub use error::IoError;
 
