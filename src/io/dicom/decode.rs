@@ -37,10 +37,12 @@ pub(crate) fn decode_series(info: &SeriesInfo, ctx: &JobContext) -> Result<Vec<f
         buffer
             .par_chunks_mut(slice_len)
             .zip(info.frames.par_iter())
-            .try_for_each(|(out, frame)| {
+            .try_for_each_init(Vec::new, |scratch, (out, frame)| {
                 ctx.check_cancelled()?;
-                let obj = open_dicom(&frame.path, true)?;
-                decode_frame(&obj, frame, out)?;
+                if !read_native_tail(frame, out, scratch)? {
+                    let obj = open_dicom(&frame.path, true)?;
+                    decode_frame(&obj, frame, out)?;
+                }
                 report();
                 Ok::<(), IoError>(())
             })?;
@@ -89,6 +91,84 @@ pub(crate) fn decode_series(info: &SeriesInfo, ctx: &JobContext) -> Result<Vec<f
             }
         });
     Ok(out)
+}
+
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+
+/// Fast path for the common uncompressed little-endian file whose last element is Pixel Data:
+/// read just the pixel bytes from the end of the file and convert them, with no DICOM parse.
+/// `Ok(false)` when the file does not have that layout (the caller then parses it fully).
+fn read_native_tail(
+    frame: &DicomFrame,
+    out: &mut [f32],
+    scratch: &mut Vec<u8>,
+) -> Result<bool, IoError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let ts = frame.transfer_syntax_uid.as_str();
+    let explicit = match ts {
+        EXPLICIT_VR_LE => true,
+        IMPLICIT_VR_LE => false,
+        _ => return Ok(false),
+    };
+    if frame.frames_in_file != 1 || !matches!(frame.bits_allocated, 8 | 16 | 32) {
+        return Ok(false);
+    }
+    let value_len =
+        out.len() * frame.samples_per_pixel as usize * frame.bits_allocated as usize / 8;
+    let padded = value_len + (value_len & 1);
+    let header_len = if explicit { 12 } else { 8 };
+    let mut file = std::fs::File::open(&frame.path).map_err(|e| IoError::os(&frame.path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| IoError::os(&frame.path, e))?
+        .len() as usize;
+    if file_len < padded + header_len + 132 || padded > u32::MAX as usize {
+        return Ok(false);
+    }
+    let start = file_len - padded - header_len;
+    file.seek(SeekFrom::Start(start as u64))
+        .map_err(|e| IoError::os(&frame.path, e))?;
+    // Reused per worker thread: a fresh 0.5 MB buffer per slice costs page faults.
+    scratch.resize(padded + header_len, 0);
+    let buf = scratch.as_mut_slice();
+    file.read_exact(buf)
+        .map_err(|e| IoError::os(&frame.path, e))?;
+    let tag_ok = buf[0..4] == [0xE0, 0x7F, 0x10, 0x00];
+    let len_field = if explicit { &buf[8..12] } else { &buf[4..8] };
+    let vr_ok = !explicit || &buf[4..6] == b"OW" || &buf[4..6] == b"OB";
+    if !tag_ok || !vr_ok || len_field != (padded as u32).to_le_bytes() {
+        return Ok(false);
+    }
+    let format = sample_format(frame);
+    convert(
+        &Samples::Bytes(&buf[header_len..header_len + value_len]),
+        &format,
+        0,
+        frame.samples_per_pixel as usize,
+        frame.planar_configuration,
+        frame.photometric.starts_with("YBR"),
+        out,
+    )
+    .map_err(|reason| IoError::Corrupt {
+        path: frame.path.clone(),
+        reason,
+    })?;
+    Ok(true)
+}
+
+fn sample_format(frame: &DicomFrame) -> SampleFormat {
+    let invert = frame.photometric.eq_ignore_ascii_case("MONOCHROME1")
+        && !frame.modality.eq_ignore_ascii_case("CT");
+    SampleFormat {
+        bits_allocated: frame.bits_allocated,
+        bits_stored: frame.bits_stored,
+        shift: (frame.high_bit + 1).saturating_sub(frame.bits_stored) as u32,
+        signed: frame.pixel_representation == 1,
+        invert,
+        slope: frame.rescale_slope as f32,
+        intercept: frame.rescale_intercept as f32,
+    }
 }
 
 /// How to turn one stored sample into a value.
@@ -159,17 +239,7 @@ fn decode_frame(
         path: frame.path.clone(),
         reason,
     };
-    let invert = frame.photometric.eq_ignore_ascii_case("MONOCHROME1")
-        && !frame.modality.eq_ignore_ascii_case("CT");
-    let mut format = SampleFormat {
-        bits_allocated: frame.bits_allocated,
-        bits_stored: frame.bits_stored,
-        shift: (frame.high_bit + 1).saturating_sub(frame.bits_stored) as u32,
-        signed: frame.pixel_representation == 1,
-        invert,
-        slope: frame.rescale_slope as f32,
-        intercept: frame.rescale_intercept as f32,
-    };
+    let mut format = sample_format(frame);
     let pixels = frame.rows as usize * frame.cols as usize;
     if out.len() != pixels {
         return Err(corrupt(format!(
@@ -328,6 +398,43 @@ fn convert(
                     *o = format.value(r as u32);
                 }
             }
+            (Samples::Bytes(b), 16) if !format.invert => {
+                // Branch-free form of `SampleFormat::value` for 16-bit samples, so it vectorises:
+                // shift the stored bits to the top, then arithmetic/logical shift them down.
+                let bytes = &b[2 * offset..2 * (offset + pixels)];
+                let high = (format.shift + format.bits_stored as u32).min(16);
+                let up = 16 - high;
+                let down = 16 - format.bits_stored.min(16) as u32;
+                let (slope, intercept) = (format.slope, format.intercept);
+                let words: Option<&[u16]> = if cfg!(target_endian = "little") {
+                    bytemuck::try_cast_slice(bytes).ok()
+                } else {
+                    None
+                };
+                if let Some(words) = words {
+                    if format.signed {
+                        for (o, &r) in out.iter_mut().zip(words) {
+                            *o = (((r << up) as i16) >> down) as f32 * slope + intercept;
+                        }
+                    } else {
+                        for (o, &r) in out.iter_mut().zip(words) {
+                            *o = ((r << up) >> down) as f32 * slope + intercept;
+                        }
+                    }
+                } else if format.signed {
+                    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                        let r = u16::from_le_bytes([c[0], c[1]]);
+                        let v = ((r << up) as i16) >> down;
+                        *o = v as f32 * slope + intercept;
+                    }
+                } else {
+                    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                        let r = u16::from_le_bytes([c[0], c[1]]);
+                        let v = (r << up) >> down;
+                        *o = v as f32 * slope + intercept;
+                    }
+                }
+            }
             (Samples::Bytes(b), 16) => {
                 let bytes = &b[2 * offset..2 * (offset + pixels)];
                 for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
@@ -392,6 +499,34 @@ mod tests {
         f.slope = 2.0;
         f.intercept = -1024.0;
         assert_eq!(f.value(0x0AB0), 0xAB as f32 * 2.0 - 1024.0);
+    }
+
+    #[test]
+    fn fast_16_bit_path_matches_the_general_one() {
+        for (bs, hb, signed) in [
+            (16, 15, true),
+            (12, 11, true),
+            (12, 11, false),
+            (8, 11, false),
+            (10, 13, true),
+        ] {
+            let f = SampleFormat {
+                slope: 1.5,
+                intercept: -7.0,
+                ..fmt(bs, hb, signed, false)
+            };
+            let raw: Vec<u16> = (0..=u16::MAX).step_by(37).collect();
+            let bytes: Vec<u8> = raw.iter().flat_map(|r| r.to_le_bytes()).collect();
+            let mut out = vec![0f32; raw.len()];
+            convert(&Samples::Bytes(&bytes), &f, 0, 1, 0, false, &mut out).expect("fits");
+            for (r, o) in raw.iter().zip(&out) {
+                assert_eq!(
+                    *o,
+                    f.value(*r as u32),
+                    "bs {bs} hb {hb} signed {signed} raw {r:#x}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -75,7 +75,59 @@ fn split_uid(frames: Vec<DicomFrame>) -> Vec<SeriesInfo> {
                 .push("split off from the main series of the same UID".to_string());
         }
     }
+    let mut subsets = Vec::new();
+    for r in &mut rows {
+        if let Some(run) = regular_subset(r) {
+            r.warnings.push(format!(
+                "a regular subset without interpolation is offered as a separate row ({} slices)",
+                run.len()
+            ));
+            subsets.push(run);
+        }
+    }
+    for run in subsets {
+        let part = rows.len();
+        let mut row = assemble(run, part);
+        row.description = format!(
+            "{} (regular subset)",
+            row.description
+                .trim_end_matches(&format!(" (part {})", part + 1))
+        );
+        row.warnings
+            .push("longest run of evenly spaced slices of an irregular series".to_string());
+        rows.push(row);
+    }
     rows
+}
+
+/// The longest run (≥ 3 slices) of evenly spaced slices of a resampled stack, if it is not the
+/// whole stack: what a reader would pick to avoid interpolated slices.
+fn regular_subset(row: &SeriesInfo) -> Option<Vec<DicomFrame>> {
+    if !row.layout.resampled || row.problem.is_some() {
+        return None;
+    }
+    let orientation = row.frames.first()?.orientation?;
+    let s: Vec<f64> = row
+        .frames
+        .iter()
+        .map(|f| f.position.map(|p| normal_position(&orientation, &p)))
+        .collect::<Option<_>>()?;
+    let steps: Vec<f64> = s.windows(2).map(|w| w[1] - w[0]).collect();
+    let (mut best_start, mut best_len) = (0, 0);
+    let mut start = 0;
+    for i in 0..=steps.len() {
+        let ends =
+            i == steps.len() || (steps[i] - steps[start]).abs() > (0.01 * steps[start]).max(0.01);
+        if ends {
+            let slices = i - start + 1;
+            if slices > best_len {
+                (best_start, best_len) = (start, slices);
+            }
+            start = i;
+        }
+    }
+    (best_len >= 3 && best_len < row.frames.len())
+        .then(|| row.frames[best_start..best_start + best_len].to_vec())
 }
 
 fn same_stack(a: &DicomFrame, b: &DicomFrame) -> bool {
@@ -114,17 +166,6 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
         .collect();
     syntaxes.sort();
     syntaxes.dedup();
-    if let Some(f) = frames.iter().find(|f| f.undecodable.is_some()) {
-        let reason = f.undecodable.clone().unwrap_or_default();
-        problem = Some(Problem::Syntax {
-            uid: f.transfer_syntax_uid.clone(),
-            reason: reason.clone(),
-        });
-        warnings.push(format!(
-            "cannot be loaded: {} ({reason})",
-            transfer_syntax_name(&f.transfer_syntax_uid)
-        ));
-    }
     if first.mosaic {
         let reason = "Siemens mosaic (many slices tiled in one image): un-mosaicing is not implemented, refused rather than loaded as a wrong volume".to_string();
         warnings.push(reason.clone());
@@ -187,6 +228,7 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
         Some(l) => l,
         None => {
             frames.sort_by_key(secondary_key);
+            drop_copies(&mut frames, &mut warnings);
             if frames.len() > 1 || first.position.is_none() {
                 warnings.push(
                     "no usable ImagePositionPatient/ImageOrientationPatient for every image: slices stacked in instance order with an assumed step; world position is not reliable"
@@ -203,6 +245,17 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
             )
         }
     };
+    if let Some(f) = frames.iter().find(|f| f.undecodable.is_some()) {
+        let reason = f.undecodable.clone().unwrap_or_default();
+        problem = Some(Problem::Syntax {
+            uid: f.transfer_syntax_uid.clone(),
+            reason: reason.clone(),
+        });
+        warnings.push(format!(
+            "cannot be loaded: {} ({reason})",
+            transfer_syntax_name(&f.transfer_syntax_uid)
+        ));
+    }
     warnings.extend(layout.warnings.iter().cloned());
     let normal = first
         .orientation
@@ -260,7 +313,7 @@ fn stack_with_positions(
     let per_position = runs[0].len();
     if runs.iter().all(|r| r.len() == per_position) && per_position > 1 {
         warnings.push(format!(
-            "{per_position} images at each of {} positions (time points, echoes or repeats): the first volume is loaded",
+            "{per_position} images at each of {} position(s) (time points, echoes, repeats or copies): the first volume is loaded",
             runs.len()
         ));
     } else if runs.iter().any(|r| r.len() > 1) {
@@ -268,6 +321,10 @@ fn stack_with_positions(
         warnings.push(format!(
             "{extra} duplicate image(s) at an already-used position ignored (the first by time/instance is kept)"
         ));
+    }
+    // Of copies at one position (e.g. the same image in several syntaxes), prefer one we can decode.
+    for run in &mut runs {
+        run.sort_by_key(|f| f.undecodable.is_some());
     }
     frames.extend(runs.into_iter().filter_map(|r| r.into_iter().next()));
     let positions: Vec<[f64; 3]> = frames
@@ -282,6 +339,36 @@ fn stack_with_positions(
         &positions,
         fallback_step,
     )
+}
+
+/// Without positions, several files holding the same frames (one image saved in several
+/// syntaxes) are copies: keep the first decodable file.
+fn drop_copies(frames: &mut Vec<DicomFrame>, warnings: &mut Vec<String>) {
+    let mut files: Vec<&std::path::Path> = frames.iter().map(|f| f.path.as_path()).collect();
+    files.sort();
+    files.dedup();
+    if files.len() < 2 {
+        return;
+    }
+    let per_file = frames[0].frames_in_file as usize;
+    let same_shape = frames.iter().all(|f| {
+        f.frames_in_file as usize == per_file && f.instance_number == frames[0].instance_number
+    });
+    if !same_shape || frames.len() != per_file * files.len() {
+        return;
+    }
+    let keep = frames
+        .iter()
+        .find(|f| f.undecodable.is_none())
+        .unwrap_or(&frames[0])
+        .path
+        .clone();
+    let copies = files.len();
+    frames.retain(|f| f.path == keep);
+    warnings.push(format!(
+        "{copies} files hold the same image(s) without positions (copies in different syntaxes?): {} is used",
+        keep.display()
+    ));
 }
 
 /// A plain stack for images without usable positions (secondary captures, some multi-frames).
