@@ -163,6 +163,10 @@ pub fn from_gzip(
     from_stream(bytes, offset, count, conv, ctx)
 }
 
+thread_local! {
+    static MEMBER_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Parallel path; `None` when members do not split on voxel boundaries (then stream).
 fn from_tagged(
     bytes: &[u8],
@@ -208,12 +212,17 @@ fn from_tagged(
     let total_tasks = slots.len();
     let lo = slots
         .into_par_iter()
-        .map_init(Vec::new, |buf, (m, range, slot)| {
+        .map(|(m, range, slot)| {
             if ctx.is_cancelled() {
                 return Err(VoxelError::Gz(GzError::Cancelled));
             }
-            gz::inflate_member(bytes, m, buf)?;
-            let lo = conv.convert(&buf[range], slot);
+            // One scratch buffer per pool thread: a fresh multi-MiB Vec per member would
+            // be mmapped, zeroed by the kernel and unmapped every time.
+            let lo = MEMBER_SCRATCH.with(|cell| {
+                let mut buf = cell.borrow_mut();
+                gz::inflate_member(bytes, m, &mut buf)?;
+                Ok::<_, VoxelError>(conv.convert(&buf[range], slot))
+            })?;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             ctx.set_steps(n, total_tasks);
             Ok(lo)
