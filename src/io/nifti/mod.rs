@@ -312,6 +312,16 @@ fn write_file(
     overwrite: bool,
     layout: GzLayout,
 ) -> Result<(), IoError> {
+    if g.dims.iter().any(|d| *d > i16::MAX as usize) {
+        return Err(bad(
+            path,
+            format!(
+                "dims {:?} exceed NIfTI-1's limit of {} voxels per axis",
+                g.dims,
+                i16::MAX
+            ),
+        ));
+    }
     let mut bytes = header_bytes(g, storage_datatype(storage), description);
     bytes.extend_from_slice(&body);
     drop(body);
@@ -338,7 +348,7 @@ pub(crate) fn header_bytes(g: &VolumeGeometry, datatype: DataType, description: 
     put(&mut b, 38, b"r"); // regular: Analyze legacy, set by every writer
     let mut dim = [3i16, 1, 1, 1, 1, 1, 1, 1];
     for a in 0..3 {
-        // dims above i16::MAX cannot be written as NIfTI-1; clamp rather than wrap.
+        // write_file refuses dims above i16::MAX before we get here.
         dim[a + 1] = g.dims[a].min(i16::MAX as usize) as i16;
     }
     for (n, d) in dim.iter().enumerate() {
@@ -462,6 +472,17 @@ mod tests {
         bytes[112..116].copy_from_slice(&0f32.to_le_bytes());
         let img = read_nifti_bytes(&bytes, "raw.nii").expect("read");
         assert_eq!(img.image.volume.data(), &[0.0, 2.0, 40.0, 65535.0]);
+    }
+
+    #[test]
+    fn refuses_dims_nifti1_cannot_hold() {
+        let g = VolumeGeometry::axis_aligned([40_000, 1, 1], [1.0; 3], [0.0; 3]).expect("valid");
+        let v = Volume::filled(g, 0.0f32);
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("wide.nii");
+        let err = write_nifti(&p, &v, "", false).expect_err("too wide");
+        assert!(err.to_string().contains("40000"), "{err}");
+        assert!(!p.exists());
     }
 
     #[test]
