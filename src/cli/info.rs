@@ -110,10 +110,55 @@ fn describe_nifti(
 
 fn describe_dicom(
     path: &std::path::Path,
-    _ctx: &crate::jobs::JobContext,
+    ctx: &crate::jobs::JobContext,
 ) -> Result<InfoReport, io::IoError> {
-    Err(io::IoError::UnknownFormat {
-        path: path.to_path_buf(),
+    let scan = io::dicom::scan(path, ctx)?;
+    let series = scan
+        .series
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            let mut warnings = s.warnings.clone();
+            match &s.problem {
+                Some(io::dicom::Problem::Syntax { reason, .. }) => {
+                    warnings.insert(0, format!("cannot load: {reason}"))
+                }
+                Some(io::dicom::Problem::Image(reason)) => {
+                    warnings.insert(0, format!("cannot load: {reason}"))
+                }
+                None => {}
+            }
+            if s.is_localizer {
+                warnings.insert(0, "localizer".into());
+            }
+            SeriesRow {
+                index,
+                uid: s.uid.clone(),
+                modality: s.modality.code().to_string(),
+                description: s.description.clone(),
+                dims: s.dims,
+                spacing_mm: s.spacing_mm,
+                orientation: s.orientation.clone(),
+                slice_count: s.slice_count,
+                transfer_syntax: s.transfer_syntax.clone(),
+                warnings,
+            }
+        })
+        .collect();
+    let skipped = scan
+        .skipped
+        .iter()
+        .map(|s| SkippedRow {
+            path: s.path.display().to_string(),
+            reason: s.reason.clone(),
+        })
+        .collect();
+    Ok(InfoReport {
+        path: path.display().to_string(),
+        format: "DICOM".into(),
+        series,
+        skipped,
+        world_from_voxel: None,
     })
 }
 

@@ -439,19 +439,22 @@ pub fn bench(args: BenchPreprocessArgs) -> anyhow::Result<()> {
         "{:<12} {:>8} {:>9} {:>8} {:>7} {:>10}",
         "method", "time_s", "RMSE_HU", "PSNR_dB", "SSIM", "edge_mm"
     );
-    let report = |name: &str, secs: f64, out: &crate::volume::Volume<f32>| {
+    // CPU seconds (all threads) next to wall time: on a shared machine wall time includes
+    // waiting for other processes.
+    let report = |name: &str, secs: f64, cpu: f64, out: &crate::volume::Volume<f32>| {
         let e = metrics::rmse(out, &ph.clean, body);
         println!(
-            "{:<12} {:>8.2} {:>9.2} {:>8.2} {:>7.4} {:>10.3}",
+            "{:<12} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>7.4} {:>10.3}",
             name,
             secs,
+            cpu,
             e,
             metrics::psnr(e, range),
             metrics::ssim(&ph.clean, out, body, range),
             body_edge_mm(out) - edge_clean
         );
     };
-    report("noisy", 0.0, &noisy);
+    report("noisy", 0.0, 0.0, &noisy);
     let names = if args.methods.is_empty() {
         vec!["gaussian", "median", "bilateral", "curvature", "nlm"]
             .into_iter()
@@ -464,9 +467,12 @@ pub fn bench(args: BenchPreprocessArgs) -> anyhow::Result<()> {
         let Some(method) = DenoiseMethod::preset(&name, DenoisePreset::Ct) else {
             anyhow::bail!("unknown method {name}");
         };
+        let cpu0 = io::cpu_seconds().unwrap_or(f64::NAN);
         let t = Instant::now();
         let out = denoise::denoise(&noisy, &method, &ctx)?;
-        report(&name, t.elapsed().as_secs_f64(), &out);
+        let secs = t.elapsed().as_secs_f64();
+        let cpu = io::cpu_seconds().unwrap_or(f64::NAN) - cpu0;
+        report(&name, secs, cpu, &out);
     }
     Ok(())
 }
