@@ -436,8 +436,8 @@ pub fn bench(args: BenchPreprocessArgs) -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     println!(
-        "{:<12} {:>8} {:>9} {:>8} {:>7} {:>10}",
-        "method", "time_s", "RMSE_HU", "PSNR_dB", "SSIM", "edge_mm"
+        "{:<12} {:>8} {:>8} {:>9} {:>8} {:>7} {:>10}",
+        "method", "time_s", "cpu_s", "RMSE_HU", "PSNR_dB", "SSIM", "edge_mm"
     );
     // CPU seconds (all threads) next to wall time: on a shared machine wall time includes
     // waiting for other processes.

@@ -66,7 +66,7 @@ impl DenoiseMethod {
                 range_sigma: None,
             },
             "curvature" => DenoiseMethod::Curvature {
-                iterations: 5,
+                iterations: if ct { 3 } else { 5 },
                 time_step: 0.0625,
                 conductance: if ct { 1.5 } else { 1.0 },
             },
