@@ -1,5 +1,6 @@
 //! Edge-preserving denoising: curvature anisotropic diffusion (ITK's MCDE scheme), a
-//! separable bilateral, blockwise-free fast non-local means, plus Gaussian and median.
+//! separable bilateral, voxel-wise non-local means made fast by offset-wise box sums, plus
+//! Gaussian and median.
 //!
 //! Parameters are physical: σ in mm, range σ in image units (HU for CT). Where a filter needs
 //! the noise level and none is given, it is estimated from the image ([`estimate_noise_sigma`]).
