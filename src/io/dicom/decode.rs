@@ -25,6 +25,11 @@ pub(crate) fn decode_series(info: &SeriesInfo, ctx: &JobContext) -> Result<Vec<f
     let [nx, ny, _] = info.layout.dims;
     let slice_len = nx * ny;
     let acquired = info.frames.len();
+    if let [frame] = info.frames.as_slice() {
+        if let Some(m) = frame.mosaic_info.as_ref() {
+            return decode_mosaic(frame, m.slices as usize, slice_len, info, ctx);
+        }
+    }
     let mut buffer = vec![0f32; slice_len * acquired];
     let done = AtomicUsize::new(0);
     let report = || {
@@ -169,6 +174,32 @@ fn sample_format(frame: &DicomFrame) -> SampleFormat {
         slope: frame.rescale_slope as f32,
         intercept: frame.rescale_intercept as f32,
     }
+}
+
+/// Decodes the whole mosaic image once, then cuts its tiles into slices.
+fn decode_mosaic(
+    frame: &DicomFrame,
+    slices: usize,
+    slice_len: usize,
+    info: &SeriesInfo,
+    ctx: &JobContext,
+) -> Result<Vec<f32>, IoError> {
+    let (cols, rows) = (frame.cols as usize, frame.rows as usize);
+    let mut mosaic = vec![0f32; cols * rows];
+    if !read_native_tail(frame, &mut mosaic, &mut Vec::new())? {
+        let obj = open_dicom(&frame.path, true)?;
+        decode_frame(&obj, frame, &mut mosaic)?;
+    }
+    ctx.check_cancelled()?;
+    let [tile_cols, tile_rows, _] = info.layout.dims;
+    let m = super::mosaic::tiles_per_side(slices as u32) as usize;
+    let mut out = vec![0f32; slice_len * slices];
+    out.par_chunks_mut(slice_len)
+        .enumerate()
+        .for_each(|(k, dst)| {
+            super::mosaic::copy_tile(&mosaic, cols, tile_cols, tile_rows, m, k, dst)
+        });
+    Ok(out)
 }
 
 /// How to turn one stored sample into a value.

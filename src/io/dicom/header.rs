@@ -9,6 +9,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, Tag};
 
+use super::mosaic::{parse_csa, MosaicInfo};
 use super::syntax;
 use crate::io::IoError;
 
@@ -52,6 +53,8 @@ pub struct DicomFrame {
     pub rescale_intercept: f64,
     /// Siemens mosaic: many slices tiled into one image.
     pub mosaic: bool,
+    /// Slice count and normal from the Siemens CSA header, for mosaics.
+    pub mosaic_info: Option<MosaicInfo>,
     /// Why this frame cannot be decoded (known from the header), if so.
     pub undecodable: Option<String>,
 }
@@ -309,6 +312,13 @@ pub(crate) fn frames_from_object(
             .unwrap_or(1.0),
         rescale_intercept: get_f64(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
         mosaic,
+        mosaic_info: if mosaic {
+            obj.get(Tag(0x0029, 0x1010))
+                .and_then(|e| e.to_bytes().ok())
+                .and_then(|b| parse_csa(&b))
+        } else {
+            None
+        },
         undecodable,
     };
 

@@ -12,6 +12,7 @@
 mod decode;
 pub mod geometry;
 mod header;
+pub mod mosaic;
 mod series;
 mod syntax;
 pub mod synthetic;
