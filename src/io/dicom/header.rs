@@ -242,6 +242,13 @@ pub(crate) fn frames_from_object(
     if rows <= 0 || cols <= 0 {
         return Err(no_pixels());
     }
+    // Rows and Columns are US: anything larger is a corrupt header, not a big image.
+    if rows > u16::MAX as i64 || cols > u16::MAX as i64 {
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("implausible image size {cols}×{rows}"),
+        });
+    }
     if sop_class == SEGMENTATION_STORAGE {
         return Err(unsupported(
             path,
@@ -261,11 +268,18 @@ pub(crate) fn frames_from_object(
         .unwrap_or(bits_allocated);
     let high_bit = get_int(obj, tags::HIGH_BIT)
         .map(|b| b as u16)
-        .filter(|h| *h + 1 >= bits_stored && *h < bits_allocated)
+        .filter(|h| *h >= bits_stored - 1 && *h < bits_allocated)
         .unwrap_or(bits_stored - 1);
     let frames_in_file = get_int(obj, tags::NUMBER_OF_FRAMES)
         .filter(|n| *n >= 1)
-        .unwrap_or(1) as u32;
+        .unwrap_or(1);
+    if frames_in_file > 100_000 {
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("implausible NumberOfFrames {frames_in_file}"),
+        });
+    }
+    let frames_in_file = frames_in_file as u32;
     let image_type = get_strs(obj, tags::IMAGE_TYPE);
     let modality = get_str(obj, tags::MODALITY).unwrap_or_default();
     let description = get_str(obj, tags::SERIES_DESCRIPTION)

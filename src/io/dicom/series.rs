@@ -88,11 +88,12 @@ fn split_uid(frames: Vec<DicomFrame>) -> Vec<SeriesInfo> {
     for run in subsets {
         let part = rows.len();
         let mut row = assemble(run, part);
-        row.description = format!(
-            "{} (regular subset)",
-            row.description
-                .trim_end_matches(&format!(" (part {})", part + 1))
-        );
+        let base = row
+            .description
+            .trim_end_matches(&format!("(part {})", part + 1))
+            .trim()
+            .to_string();
+        row.description = format!("{base} (regular subset)").trim().to_string();
         row.warnings
             .push("longest run of evenly spaced slices of an irregular series".to_string());
         rows.push(row);
