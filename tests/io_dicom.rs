@@ -772,13 +772,26 @@ fn synthetic_ct_writer_round_trips() {
     assert_eq!(s.series.len(), 1);
     assert_eq!(s.series[0].dims, [32, 24, 10]);
     assert_eq!(s.series[0].spacing_mm, [0.8, 0.8, 1.5]);
-    let img = dicom::load_series(&s, 0, &ctx()).expect("load");
+    let watched = ctx();
+    let img = dicom::load_series(&s, 0, &watched).expect("load");
+    assert_eq!(
+        watched.progress().fraction(),
+        1.0,
+        "progress reaches the end"
+    );
     let (lo, hi) = img.volume.min_max();
     assert!(
         lo <= -1000.0 && hi >= 1000.0,
         "air and bone present: {lo}..{hi}"
     );
     assert!(img.meta.warnings.is_empty(), "{:?}", img.meta.warnings);
+    // A cancelled job stops with Cancelled, not a partial volume.
+    let cancelled = ctx();
+    cancelled.cancel_token().cancel();
+    assert!(matches!(
+        dicom::load_series(&s, 0, &cancelled),
+        Err(IoError::Cancelled)
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
