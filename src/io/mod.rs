@@ -1,6 +1,7 @@
 //! Layer 1: files to volumes and back. The only module that knows file formats and the
 //! RAS convention; everything it returns is LPS millimetres.
 
+pub mod browse;
 mod error;
 
 pub use error::IoError;
