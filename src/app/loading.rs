@@ -1,7 +1,9 @@
 //! What a load job does: read a path (or build the sample) into volumes ready for the document.
 //! Runs on the job system, never on the UI thread.
 
-use crate::document::{NewVolume, SeriesChoice};
+use crate::document::{NewVolume, SeriesChoice, SeriesRow};
+use crate::io::dicom::{self, DicomScan};
+use crate::io::{self, FileKind, IoError};
 use crate::jobs::{JobContext, JobError};
 use crate::sample::SampleStudy;
 use std::path::Path;
@@ -14,6 +16,7 @@ pub enum LoadOutcome {
 
 /// A scanned DICOM folder kept by the app while the series table is shown.
 pub struct PendingScan {
+    pub scan: DicomScan,
     pub choice: SeriesChoice,
 }
 
@@ -29,23 +32,78 @@ pub fn load_sample(ctx: &JobContext) -> Result<LoadOutcome, JobError> {
     ]))
 }
 
+/// A NIfTI file, a DICOM file or a DICOM folder. A folder with one series loads it; with
+/// several, the user picks from the series table (the likely primary one is suggested).
 pub fn load_path(path: &Path, ctx: &JobContext) -> Result<LoadOutcome, JobError> {
     ctx.check_cancelled()?;
-    Err(JobError::Failed(format!(
-        "reading images is not part of this build yet (NIfTI and DICOM readers pending): {}",
-        path.display()
-    )))
+    match io::detect_kind(path).map_err(job_error)? {
+        FileKind::Nifti => {
+            ctx.set_stage("reading NIfTI");
+            let image = io::load_image(path, &ctx.sub(0.0, 0.9)).map_err(job_error)?;
+            ctx.set_stage("window statistics");
+            Ok(LoadOutcome::Volumes(vec![NewVolume::prepare(image)]))
+        }
+        FileKind::Dicom => {
+            let scan = dicom::scan(path, &ctx.sub(0.0, 0.3)).map_err(job_error)?;
+            match scan.series.len() {
+                0 => Err(JobError::Failed(format!(
+                    "no DICOM image series found ({} files skipped): {}",
+                    scan.skipped.len(),
+                    path.display()
+                ))),
+                1 => load_one_series(&scan, 0, &ctx.sub(0.3, 1.0)),
+                _ => {
+                    let choice = series_choice(&scan);
+                    Ok(LoadOutcome::ChooseSeries(PendingScan { scan, choice }))
+                }
+            }
+        }
+    }
 }
 
+/// Loads the series the user picked from the table.
 pub fn load_scanned_series(
     scan: PendingScan,
     index: usize,
     ctx: &JobContext,
 ) -> Result<LoadOutcome, JobError> {
-    ctx.check_cancelled()?;
-    Err(JobError::Failed(format!(
-        "series {} of {}: the DICOM reader is not part of this build yet",
-        index + 1,
-        scan.choice.source
-    )))
+    load_one_series(&scan.scan, index, ctx)
+}
+
+fn load_one_series(
+    scan: &DicomScan,
+    index: usize,
+    ctx: &JobContext,
+) -> Result<LoadOutcome, JobError> {
+    let image = dicom::load_series(scan, index, &ctx.sub(0.0, 0.9)).map_err(job_error)?;
+    ctx.set_stage("window statistics");
+    Ok(LoadOutcome::Volumes(vec![NewVolume::prepare(image)]))
+}
+
+fn series_choice(scan: &DicomScan) -> SeriesChoice {
+    SeriesChoice {
+        source: scan.root.display().to_string(),
+        rows: scan
+            .series
+            .iter()
+            .map(|s| SeriesRow {
+                number: s.number.map(|n| n.to_string()).unwrap_or_default(),
+                modality: s.modality.code().to_string(),
+                description: s.description.clone(),
+                dims: s.dims,
+                spacing_mm: s.spacing_mm,
+                slice_count: s.slice_count,
+                transfer_syntax: s.transfer_syntax.clone(),
+                warnings: s.warnings.clone(),
+            })
+            .collect(),
+        suggested: dicom::primary_series(scan).map(|(index, _)| index),
+    }
+}
+
+fn job_error(e: IoError) -> JobError {
+    match e {
+        IoError::Cancelled => JobError::Cancelled,
+        other => JobError::Failed(other.to_string()),
+    }
 }

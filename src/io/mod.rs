@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod browse;
+pub mod dicom;
 mod error;
 pub mod nifti;
 
