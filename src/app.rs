@@ -161,7 +161,7 @@ impl App {
         for mut load in std::mem::take(&mut self.loads) {
             match load.handle.try_take() {
                 None => still_running.push(load),
-                Some(Ok(LoadOutcome::Volumes(volumes))) => {
+                Some(Ok(LoadOutcome::Volumes(volumes, focus))) => {
                     let mut first_new = None;
                     for volume in volumes {
                         let index = self.document.add_volume(volume);
@@ -169,6 +169,9 @@ impl App {
                     }
                     if let Some(index) = first_new {
                         self.document.apply(Command::SetActiveVolume(index));
+                    }
+                    if let Some(focus) = focus {
+                        self.document.apply(Command::SetCursor(focus));
                     }
                 }
                 Some(Ok(LoadOutcome::ChooseSeries(scan))) => {

@@ -5,12 +5,13 @@ use crate::document::{NewVolume, SeriesChoice, SeriesRow};
 use crate::io::dicom::{self, DicomScan};
 use crate::io::{self, FileKind, IoError};
 use crate::jobs::{JobContext, JobError};
-use crate::sample::SampleStudy;
+use crate::sample::{self, SampleStudy};
 use std::path::Path;
 
 /// A finished load: volumes to add, or a folder whose series the user must choose between.
 pub enum LoadOutcome {
-    Volumes(Vec<NewVolume>),
+    /// Volumes to add, and optionally where to put the crosshair (world LPS mm).
+    Volumes(Vec<NewVolume>, Option<[f64; 3]>),
     ChooseSeries(PendingScan),
 }
 
@@ -26,10 +27,13 @@ pub fn load_sample(ctx: &JobContext) -> Result<LoadOutcome, JobError> {
     ctx.check_cancelled()?;
     ctx.set_progress(0.8);
     ctx.set_stage("window statistics");
-    Ok(LoadOutcome::Volumes(vec![
-        NewVolume::prepare(study.ct),
-        NewVolume::prepare(study.mr),
-    ]))
+    // Open on the lesion: the slices through it also cross the vessel and the skull, so the
+    // first picture shows every tissue of the phantom.
+    let focus = Some(sample::LESION_CENTER_MM);
+    Ok(LoadOutcome::Volumes(
+        vec![NewVolume::prepare(study.ct), NewVolume::prepare(study.mr)],
+        focus,
+    ))
 }
 
 /// A NIfTI file, a DICOM file or a DICOM folder. A folder with one series loads it; with
@@ -41,7 +45,7 @@ pub fn load_path(path: &Path, ctx: &JobContext) -> Result<LoadOutcome, JobError>
             ctx.set_stage("reading NIfTI");
             let image = io::load_image(path, &ctx.sub(0.0, 0.9)).map_err(job_error)?;
             ctx.set_stage("window statistics");
-            Ok(LoadOutcome::Volumes(vec![NewVolume::prepare(image)]))
+            Ok(LoadOutcome::Volumes(vec![NewVolume::prepare(image)], None))
         }
         FileKind::Dicom => {
             let scan = dicom::scan(path, &ctx.sub(0.0, 0.3)).map_err(job_error)?;
@@ -77,7 +81,7 @@ fn load_one_series(
 ) -> Result<LoadOutcome, JobError> {
     let image = dicom::load_series(scan, index, &ctx.sub(0.0, 0.9)).map_err(job_error)?;
     ctx.set_stage("window statistics");
-    Ok(LoadOutcome::Volumes(vec![NewVolume::prepare(image)]))
+    Ok(LoadOutcome::Volumes(vec![NewVolume::prepare(image)], None))
 }
 
 fn series_choice(scan: &DicomScan) -> SeriesChoice {
@@ -94,11 +98,27 @@ fn series_choice(scan: &DicomScan) -> SeriesChoice {
                 spacing_mm: s.spacing_mm,
                 slice_count: s.slice_count,
                 transfer_syntax: s.transfer_syntax.clone(),
-                warnings: s.warnings.clone(),
+                warnings: series_notes(s),
             })
             .collect(),
         suggested: dicom::primary_series(scan).map(|(index, _)| index),
     }
+}
+
+/// The reader's warnings plus why a series cannot or should not be opened.
+fn series_notes(s: &dicom::SeriesInfo) -> Vec<String> {
+    let mut notes = s.warnings.clone();
+    if s.is_localizer {
+        notes.push("localizer".to_string());
+    }
+    match &s.problem {
+        Some(dicom::Problem::Syntax { reason, .. }) => {
+            notes.push(format!("cannot decode: {reason}"))
+        }
+        Some(dicom::Problem::Image(reason)) => notes.push(format!("cannot load: {reason}")),
+        None => {}
+    }
+    notes
 }
 
 fn job_error(e: IoError) -> JobError {

@@ -181,8 +181,7 @@ fn window_level_ui(
 
 pub fn help_ui(ui: &mut egui::Ui, doc: &Document) {
     if let Some(entry) = doc.active_volume() {
-        ui.heading(&entry.image.meta.description);
-        ui.label(entry.summary());
+        ui.strong(entry.summary());
         ui.label(format!(
             "Orientation {}",
             entry.image.volume.geometry().orientation_code()

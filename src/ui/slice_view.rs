@@ -125,16 +125,18 @@ pub fn slice_view_ui(
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, theme::VIEW_BACKGROUND);
-    let title_font = egui::FontId::proportional(14.0);
-    painter.text(
-        rect.left_top() + Vec2::new(6.0, 4.0),
-        egui::Align2::LEFT_TOP,
-        axis.name(),
-        title_font.clone(),
-        theme::accent(axis),
-    );
+    let draw_title = |painter: &egui::Painter| {
+        painter.text(
+            rect.left_top() + Vec2::new(6.0, 4.0),
+            egui::Align2::LEFT_TOP,
+            axis.name(),
+            egui::FontId::proportional(14.0),
+            theme::accent(axis),
+        );
+    };
 
     let (Some(entry), Some(plane)) = (doc.active_volume(), doc.slice_plane(axis)) else {
+        draw_title(&painter);
         return;
     };
     let view = doc.views[axis.index()];
@@ -145,6 +147,7 @@ pub fn slice_view_ui(
     }
     draw_crosshair(&painter, rect, &plane, image, doc, axis);
     draw_edge_letters(&painter, rect, axis);
+    draw_title(&painter);
     let depth_mm = doc.cursor_point().coords.dot(&axis.normal_world());
     painter.text(
         rect.left_bottom() + Vec2::new(6.0, -4.0),
