@@ -162,6 +162,11 @@ impl App {
             match load.handle.try_take() {
                 None => still_running.push(load),
                 Some(Ok(LoadOutcome::Volumes(volumes, focus))) => {
+                    tracing::info!(
+                        "{}: done in {:.0} ms",
+                        load.label,
+                        load.handle.elapsed().as_secs_f64() * 1000.0
+                    );
                     let mut first_new = None;
                     for volume in volumes {
                         let index = self.document.add_volume(volume);
@@ -246,5 +251,6 @@ impl eframe::App for App {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(100));
         }
+        self.frame_stats.frame_finished();
     }
 }

@@ -12,6 +12,10 @@ pub struct FrameStats {
     last_frame: Option<Instant>,
     window_start: Instant,
     intervals_ms: Vec<f64>,
+    /// Time spent in our own `App::ui` per frame (draining jobs, widgets, slice sampling),
+    /// as opposed to the interval, which also includes eframe's tessellation and the GPU.
+    ui_ms: Vec<f64>,
+    frame_start: Option<Instant>,
     loading_frames: usize,
 }
 
@@ -24,6 +28,8 @@ impl FrameStats {
             last_frame: None,
             window_start: Instant::now(),
             intervals_ms: Vec::new(),
+            ui_ms: Vec::new(),
+            frame_start: None,
             loading_frames: 0,
         }
     }
@@ -48,6 +54,7 @@ impl FrameStats {
             }
         }
         self.last_frame = Some(now);
+        self.frame_start = Some(now);
         if now - self.window_start >= REPORT_EVERY && !self.intervals_ms.is_empty() {
             let mut v = std::mem::take(&mut self.intervals_ms);
             v.sort_by(|a, b| a.total_cmp(b));
@@ -58,13 +65,25 @@ impl FrameStats {
                 n if n == v.len() => "loading",
                 _ => "mixed",
             };
+            let ui = std::mem::take(&mut self.ui_ms);
+            let ui_mean = ui.iter().sum::<f64>() / ui.len().max(1) as f64;
+            let ui_max = ui.iter().cloned().fold(0.0, f64::max);
             tracing::info!(
-                "frames {state}: n={} mean {mean:.1} ms p95 {p95:.1} ms max {:.1} ms",
+                "frames {state}: n={} interval mean {mean:.1} ms p95 {p95:.1} ms max {:.1} ms; \
+                 App::ui mean {ui_mean:.1} ms max {ui_max:.1} ms",
                 v.len(),
                 v[v.len() - 1]
             );
             self.window_start = now;
             self.loading_frames = 0;
+        }
+    }
+}
+
+impl FrameStats {
+    pub fn frame_finished(&mut self) {
+        if let Some(start) = self.frame_start.take() {
+            self.ui_ms.push(start.elapsed().as_secs_f64() * 1000.0);
         }
     }
 }
