@@ -266,3 +266,43 @@ fn write_ct_series(dir: &std::path::Path, number: i32, dims: [usize; 3]) {
     })
     .expect("synthetic series written");
 }
+
+#[test]
+fn a_running_load_shows_progress_and_can_be_cancelled() {
+    let mut h = harness();
+    // The sample takes a few hundred milliseconds to generate: it is still running here.
+    h.step();
+    assert!(h.state().is_loading());
+    h.get_by_label("Building the sample study");
+    h.get_by_label("Cancel").click();
+    h.step();
+    step_until(&mut h, "the load ended", |app| !app.is_loading());
+    let doc = h.state().document();
+    assert!(doc.volumes.is_empty());
+    let message = doc.message.clone().unwrap_or_default();
+    assert!(message.contains("cancelled"), "{message}");
+    assert!(
+        h.query_by_label("Cancel").is_none(),
+        "the progress bar is gone"
+    );
+}
+
+#[test]
+fn the_mr_can_be_overlaid_on_the_ct() {
+    let mut h = sample_loaded();
+    h.get_by_label("blended");
+    h.state_mut().apply(Command::SetOverlay(Some(1)));
+    h.run_steps(2);
+    let doc = h.state().document();
+    let (overlay, opacity) = doc.visible_overlay().expect("overlay visible");
+    assert_eq!(overlay.id, doc.volumes[1].id);
+    assert!(opacity > 0.0);
+    assert!(
+        h.query_all_by_label("Opacity").next().is_some(),
+        "opacity slider shown"
+    );
+    h.remove_cursor();
+    h.run_steps(2);
+    // The misaligned MR's lesion and vessel sit beside the CT's: the picture registration fixes.
+    h.snapshot("sample_ct_with_mr_overlay");
+}

@@ -42,6 +42,9 @@ pub enum Command {
         axis: ViewAxis,
         delta_mm: [f64; 2],
     },
+    /// Blend another volume over the active one (`None` removes the overlay).
+    SetOverlay(Option<usize>),
+    SetOverlayOpacity(f32),
     ResetViews,
     DismissMessage,
 }

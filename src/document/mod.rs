@@ -134,6 +134,16 @@ impl Default for ViewState {
     }
 }
 
+/// A second volume blended over the active one (sampled on the same world planes, so it is
+/// in effect resampled into the active volume's view).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Overlay {
+    /// Index into `Document::volumes`.
+    pub volume: usize,
+    /// 0 = invisible, 1 = only the overlay where it has data.
+    pub opacity: f32,
+}
+
 pub const MIN_ZOOM: f32 = 0.25;
 pub const MAX_ZOOM: f32 = 32.0;
 
@@ -142,6 +152,7 @@ pub struct Document {
     pub volumes: Vec<VolumeEntry>,
     /// Index into `volumes` of the one the views show.
     pub active: Option<usize>,
+    pub overlay: Option<Overlay>,
     /// The linked crosshair, world LPS mm.
     pub cursor_world: [f64; 3],
     /// Axial, coronal, sagittal (indexed by [`ViewAxis::index`]).
@@ -163,6 +174,15 @@ impl Document {
 
     pub fn active_volume(&self) -> Option<&VolumeEntry> {
         self.active.and_then(|i| self.volumes.get(i))
+    }
+
+    /// The overlay to draw: set, on another volume than the active one, and visible.
+    pub fn visible_overlay(&self) -> Option<(&VolumeEntry, f32)> {
+        let overlay = self.overlay?;
+        if Some(overlay.volume) == self.active || overlay.opacity <= 0.0 {
+            return None;
+        }
+        Some((self.volumes.get(overlay.volume)?, overlay.opacity))
     }
 
     pub fn cursor_point(&self) -> Point3<f64> {
@@ -258,6 +278,14 @@ impl Document {
                     return;
                 }
                 self.volumes.remove(index);
+                self.overlay = match self.overlay {
+                    Some(o) if o.volume == index => None,
+                    Some(o) if o.volume > index => Some(Overlay {
+                        volume: o.volume - 1,
+                        ..o
+                    }),
+                    other => other,
+                };
                 self.active = match self.active {
                     _ if self.volumes.is_empty() => None,
                     Some(a) if a > index => Some(a - 1),
@@ -273,6 +301,17 @@ impl Document {
                 let view = &mut self.views[axis.index()];
                 view.pan_mm[0] += delta_mm[0];
                 view.pan_mm[1] += delta_mm[1];
+            }
+            Command::SetOverlay(volume) => {
+                let opacity = self.overlay.map(|o| o.opacity).unwrap_or(0.5);
+                self.overlay = volume
+                    .filter(|v| *v < self.volumes.len())
+                    .map(|volume| Overlay { volume, opacity });
+            }
+            Command::SetOverlayOpacity(opacity) => {
+                if let Some(o) = &mut self.overlay {
+                    o.opacity = opacity.clamp(0.0, 1.0);
+                }
             }
             Command::ResetViews => self.views = Default::default(),
             Command::DismissSeriesChoice => self.series_choice = None,

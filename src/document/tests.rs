@@ -110,3 +110,31 @@ fn value_at_reads_the_volume_at_a_world_point() {
     assert_eq!(doc.value_at(0, Point3::new(2.0, 2.0, 6.0)), Some(9.0));
     assert_eq!(doc.value_at(0, Point3::new(-50.0, 0.0, 0.0)), None);
 }
+
+#[test]
+fn overlay_follows_its_volume_and_is_hidden_on_itself() {
+    let mut doc = doc_with_ct();
+    let mr = doc.add_volume(NewVolume::prepare(image(
+        Modality::Mr,
+        [8, 8, 8],
+        [1.0; 3],
+        [0.0; 3],
+    )));
+    doc.apply(Command::SetOverlay(Some(mr)));
+    doc.apply(Command::SetOverlayOpacity(0.3));
+    let (entry, opacity) = doc.visible_overlay().expect("overlay shown");
+    assert_eq!((entry.id, opacity), (doc.volumes[mr].id, 0.3));
+    doc.apply(Command::SetActiveVolume(mr));
+    assert!(
+        doc.visible_overlay().is_none(),
+        "a volume is never blended over itself"
+    );
+    doc.apply(Command::RemoveVolume(0));
+    assert_eq!(
+        doc.overlay.map(|o| o.volume),
+        Some(0),
+        "index follows the removal"
+    );
+    doc.apply(Command::RemoveVolume(0));
+    assert_eq!(doc.overlay, None);
+}

@@ -126,6 +126,8 @@ pub fn data_panel_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Comma
             ui.separator();
             window_level_ui(ui, index, entry, commands);
             ui.separator();
+            overlay_ui(ui, doc, index, commands);
+            ui.separator();
             ui.heading("Cursor");
             let [x, y, z] = doc.cursor_world;
             ui.label(format!("LPS ({x:.1}, {y:.1}, {z:.1}) mm"));
@@ -134,6 +136,53 @@ pub fn data_panel_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Comma
             }
         }
     });
+}
+
+fn overlay_ui(ui: &mut egui::Ui, doc: &Document, active: usize, commands: &mut Vec<Command>) {
+    ui.heading("Overlay");
+    let current = doc.overlay.map(|o| o.volume).filter(|v| *v != active);
+    let name = |v: Option<usize>| {
+        v.and_then(|v| doc.volumes.get(v))
+            .map(|e| short(&e.image.meta.description, 16))
+            .unwrap_or_else(|| "None".to_string())
+    };
+    egui::ComboBox::from_label("blended")
+        .selected_text(name(current))
+        .width(LEFT_COMBO_WIDTH)
+        .show_ui(ui, |ui| {
+            if ui.selectable_label(current.is_none(), "None").clicked() {
+                commands.push(Command::SetOverlay(None));
+            }
+            for index in (0..doc.volumes.len()).filter(|v| *v != active) {
+                if ui
+                    .selectable_label(current == Some(index), name(Some(index)))
+                    .clicked()
+                {
+                    commands.push(Command::SetOverlay(Some(index)));
+                }
+            }
+        });
+    if let Some(overlay) = doc.overlay.filter(|o| Some(o.volume) == current) {
+        let mut opacity = overlay.opacity;
+        if ui
+            .add(egui::Slider::new(&mut opacity, 0.0..=1.0).text("Opacity"))
+            .changed()
+        {
+            commands.push(Command::SetOverlayOpacity(opacity));
+        }
+    }
+}
+
+const LEFT_COMBO_WIDTH: f32 = 160.0;
+
+/// At most `max` characters, with an ellipsis when cut.
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
 }
 
 fn window_level_ui(

@@ -19,8 +19,23 @@ pub struct Hover {
 pub struct SliceViewCache {
     samples_key: Option<(u64, SlicePlane)>,
     samples: Vec<f32>,
-    texture_key: Option<(u64, SlicePlane, [u32; 2])>,
+    overlay_key: Option<(u64, SlicePlane)>,
+    overlay_samples: Vec<f32>,
+    texture_key: Option<TextureKey>,
     texture: Option<TextureHandle>,
+}
+
+/// Everything the slice texture's colours depend on.
+#[derive(Debug, Clone, PartialEq)]
+struct TextureKey {
+    volume_id: u64,
+    plane: SlicePlane,
+    window: [u32; 2],
+    overlay: Option<(u64, [u32; 2], u32)>,
+}
+
+fn window_bits(w: &WindowLevel) -> [u32; 2] {
+    [w.center.to_bits(), w.width.to_bits()]
 }
 
 impl SliceViewCache {
@@ -36,14 +51,23 @@ impl SliceViewCache {
             self.samples = sample_slice(&entry.image.volume, plane);
             self.samples_key = Some(samples_key);
         }
-        let window = entry.window;
-        let texture_key = (
-            entry.id,
-            plane.clone(),
-            [window.center.to_bits(), window.width.to_bits()],
-        );
+        let overlay = doc.visible_overlay();
+        if let Some((over, _)) = overlay {
+            let key = (over.id, plane.clone());
+            if self.overlay_key.as_ref() != Some(&key) {
+                self.overlay_samples = sample_slice(&over.image.volume, plane);
+                self.overlay_key = Some(key);
+            }
+        }
+        let texture_key = TextureKey {
+            volume_id: entry.id,
+            plane: plane.clone(),
+            window: window_bits(&entry.window),
+            overlay: overlay.map(|(o, opacity)| (o.id, window_bits(&o.window), opacity.to_bits())),
+        };
         if self.texture_key.as_ref() != Some(&texture_key) || self.texture.is_none() {
-            let image = grey_image(&self.samples, plane, &window);
+            let blend = overlay.map(|(o, opacity)| (&self.overlay_samples[..], o.window, opacity));
+            let image = slice_image(&self.samples, plane, &entry.window, blend);
             match &mut self.texture {
                 Some(t) => t.set(image, TextureOptions::LINEAR),
                 None => {
@@ -60,15 +84,33 @@ impl SliceViewCache {
     }
 }
 
-fn grey_image(samples: &[f32], plane: &SlicePlane, window: &WindowLevel) -> egui::ColorImage {
+/// Grey slice, optionally with a second volume blended on top in a "hot" colour map.
+fn slice_image(
+    samples: &[f32],
+    plane: &SlicePlane,
+    window: &WindowLevel,
+    overlay: Option<(&[f32], WindowLevel, f32)>,
+) -> egui::ColorImage {
     let pixels = samples
         .iter()
-        .map(|&v| match window.grey(v) {
-            Some(g) => {
-                let g = (g * 255.0).round() as u8;
-                Color32::from_gray(g)
+        .enumerate()
+        .map(|(n, &v)| {
+            let base = window.grey(v).unwrap_or(0.0);
+            let mut rgb = [base; 3];
+            if let Some((over, over_window, opacity)) = overlay {
+                if let Some(g) = over.get(n).and_then(|&o| over_window.grey(o)) {
+                    let hot = [
+                        (3.0 * g).min(1.0),
+                        (3.0 * g - 1.0).clamp(0.0, 1.0),
+                        (3.0 * g - 2.0).clamp(0.0, 1.0),
+                    ];
+                    for c in 0..3 {
+                        rgb[c] = rgb[c] * (1.0 - opacity) + hot[c] * opacity;
+                    }
+                }
             }
-            None => theme::VIEW_BACKGROUND,
+            let [r, g, b] = rgb.map(|c| (c * 255.0).round() as u8);
+            Color32::from_rgb(r, g, b)
         })
         .collect();
     egui::ColorImage::new([plane.width_px, plane.height_px], pixels)
