@@ -8,6 +8,8 @@ pub mod atomic;
 pub mod browse;
 pub mod dicom;
 mod error;
+pub mod jpeg12;
+pub mod jpegls;
 pub mod nifti;
 
 pub use error::IoError;
