@@ -24,6 +24,19 @@ fn shared_data() -> Option<std::path::PathBuf> {
     }
 }
 
+/// A file dropped on the window, as the platform layer reports it.
+#[derive(Debug)]
+struct DroppedPath(std::path::PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        Err("the app opens dropped files by path".to_string())
+    }
+}
+
 fn harness() -> Harness<'static, App> {
     Harness::builder()
         .with_size(WINDOW)
@@ -198,8 +211,11 @@ fn opens_a_real_nifti_through_the_load_job() {
     let Some(data) = shared_data() else { return };
     let path = data.join("totalsegmentator/example_ct_sm.nii.gz");
     let mut h = sample_loaded();
-    // The same command the file dialog, the browser and drag-and-drop produce.
-    h.state_mut().apply(Command::LoadPath(path));
+    // Dropped on the window: the same `LoadPath` command the file dialog and browser give.
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(path)));
+    h.step();
     assert!(h.state().is_loading());
     step_until(&mut h, "the NIfTI loaded", |app| !app.is_loading());
     let doc = h.state().document();
@@ -305,4 +321,61 @@ fn the_mr_can_be_overlaid_on_the_ct() {
     h.run_steps(2);
     // The misaligned MR's lesion and vessel sit beside the CT's: the picture registration fixes.
     h.snapshot("sample_ct_with_mr_overlay");
+}
+
+#[test]
+fn shift_drag_changes_window_and_level_and_right_drag_zooms() {
+    let mut h = sample_loaded();
+    let before = h.state().document().volumes[0].window;
+    let sagittal = view_rect(&h, ViewAxis::Sagittal);
+    let start = sagittal.center();
+    let end = start + Vec2::new(60.0, -40.0);
+    drag(&mut h, start, end, PointerButton::Primary, Modifiers::SHIFT);
+    let doc = h.state().document();
+    let after = doc.volumes[0].window;
+    // Right widens the window, up raises the level; the cursor does not move.
+    assert!(after.width > before.width, "{before:?} -> {after:?}");
+    assert!(after.center > before.center, "{before:?} -> {after:?}");
+    assert_eq!(doc.cursor_world, fuseprint::sample::LESION_CENTER_MM);
+
+    drag(
+        &mut h,
+        start,
+        start + Vec2::new(0.0, -50.0),
+        PointerButton::Secondary,
+        Modifiers::NONE,
+    );
+    assert!(h.state().document().views[ViewAxis::Sagittal.index()].zoom > 1.0);
+}
+
+fn drag(
+    h: &mut Harness<'static, App>,
+    from: Pos2,
+    to: Pos2,
+    button: PointerButton,
+    modifiers: Modifiers,
+) {
+    h.event(Event::ModifiersChanged(modifiers));
+    h.hover_at(from);
+    h.step();
+    h.event(Event::PointerButton {
+        pos: from,
+        button,
+        pressed: true,
+        modifiers,
+    });
+    h.step();
+    for t in [0.25, 0.5, 0.75, 1.0] {
+        h.hover_at(from + (to - from) * t);
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: to,
+        button,
+        pressed: false,
+        modifiers,
+    });
+    h.step();
+    h.event(Event::ModifiersChanged(Modifiers::NONE));
+    h.run_steps(2);
 }
