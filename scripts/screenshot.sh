@@ -47,6 +47,7 @@ shot() {
 
 # 1. The sample study, CT then MR.
 LOG=/tmp/fuseprint_sample.log
+rm -f "$LOG"
 FUSEPRINT_FRAME_STATS=1 "$BIN" >"$LOG" 2>&1 &
 APP_PID=$!
 wait_for_log "$LOG" 60 "sample study: done"
@@ -61,8 +62,12 @@ grep -E "first frame|done in|frames" "$LOG" || true
 # 2. A real CT from the shared data (opened from the command line).
 if [ -f "$DATA" ]; then
     LOG=/tmp/fuseprint_ct.log
+    rm -f "$LOG"
     FUSEPRINT_FRAME_STATS=1 "$BIN" "$DATA" >"$LOG" 2>&1 &
     APP_PID=$!
+    wait_for_log "$LOG" 60 "first frame"
+    sleep 3
+    shot loading_progress
     wait_for_log "$LOG" 120 "done in"
     sleep 4
     shot porcine_ct

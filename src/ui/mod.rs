@@ -35,6 +35,7 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, state: &mut UiState) -> Vec<Comma
     });
     egui::Panel::left("data")
         .default_size(theme::LEFT_PANEL_WIDTH)
+        .min_size(theme::LEFT_PANEL_WIDTH)
         .show(ui, |ui| panels::data_panel_ui(ui, doc, &mut commands));
     egui::CentralPanel::default_margins().show(ui, |ui| views_ui(ui, doc, state, &mut commands));
 
