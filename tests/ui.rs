@@ -146,6 +146,14 @@ fn mouse_wheel_scrolls_one_ct_slice_in_the_hovered_view() {
     assert_eq!(doc.cursor_world, after);
     assert!(doc.views[ViewAxis::Axial.index()].zoom > 1.0);
     assert_eq!(doc.views[ViewAxis::Coronal.index()].zoom, 1.0);
+
+    // Arrow down steps back one slice, Page Down ten.
+    h.key_press(egui::Key::ArrowDown);
+    h.run_steps(2);
+    assert!((h.state().document().cursor_world[2] - before[2]).abs() < 1e-9);
+    h.key_press(egui::Key::PageDown);
+    h.run_steps(2);
+    assert!((h.state().document().cursor_world[2] - (before[2] - 12.0)).abs() < 1e-9);
 }
 
 #[test]

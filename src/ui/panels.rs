@@ -238,7 +238,7 @@ pub fn help_ui(ui: &mut egui::Ui, doc: &Document) {
         ui.add_space(8.0);
     }
     ui.label("Click or drag: move the crosshair");
-    ui.label("Wheel: next/previous slice");
+    ui.label("Wheel, arrow up/down, Page Up/Down: slices");
     ui.label("Ctrl + wheel or right-drag: zoom");
     ui.label("Middle-drag: pan");
     ui.label("Shift + drag: window/level");

@@ -248,6 +248,9 @@ pub fn slice_view_ui(
     }
     if response.hovered() {
         wheel_commands(ui, axis, commands);
+        if ui.memory(|m| m.focused().is_none()) {
+            key_commands(ui, axis, commands);
+        }
     }
 }
 
@@ -272,6 +275,20 @@ fn wheel_commands(ui: &egui::Ui, axis: ViewAxis, commands: &mut Vec<Command>) {
             }
         }
     });
+}
+
+/// Arrow up/down and Page Up/Down step slices in the view under the mouse (as in most
+/// viewers), unless a text field or slider has the keyboard.
+fn key_commands(ui: &egui::Ui, axis: ViewAxis, commands: &mut Vec<Command>) {
+    use egui::Key;
+    let steps = ui.input(|i| {
+        let count = |key| i.num_presses(key) as i32;
+        count(Key::ArrowUp) - count(Key::ArrowDown)
+            + 10 * (count(Key::PageUp) - count(Key::PageDown))
+    });
+    if steps != 0 {
+        commands.push(Command::ScrollSlice { axis, steps });
+    }
 }
 
 fn draw_crosshair(
