@@ -58,6 +58,24 @@ fn wgpu_options() -> egui_wgpu::WgpuConfiguration {
     config
 }
 
+/// Which adapter the window got and whether the device options took (later GPU views need them).
+fn log_gpu(cc: &eframe::CreationContext<'_>) {
+    let Some(render_state) = &cc.wgpu_render_state else {
+        return;
+    };
+    let info = render_state.adapter.get_info();
+    let device = &render_state.device;
+    tracing::info!(
+        "GPU: {} ({:?}); max 3D texture {}; float32 filterable: {}",
+        info.name,
+        info.backend,
+        device.limits().max_texture_dimension_3d,
+        device
+            .features()
+            .contains(egui_wgpu::wgpu::Features::FLOAT32_FILTERABLE)
+    );
+}
+
 struct PendingLoad {
     label: String,
     handle: JobHandle<LoadOutcome>,
@@ -85,6 +103,7 @@ impl App {
         open: Option<PathBuf>,
         started: Instant,
     ) -> Self {
+        log_gpu(cc);
         let ctx = cc.egui_ctx.clone();
         let jobs = JobSystem::new(Arc::new(move || ctx.request_repaint()));
         let mut app = Self {
