@@ -387,3 +387,34 @@ fn drag(
     h.event(Event::ModifiersChanged(Modifiers::NONE));
     h.run_steps(2);
 }
+
+#[test]
+fn the_built_in_file_browser_walks_folders_and_opens_a_series_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_ct_series(&dir.path().join("series_a"), 3, [16, 12, 4]);
+    let mut h = sample_loaded();
+    // What "Browse…" (or a missing system dialog) asks for.
+    h.state_mut()
+        .apply(Command::BrowseFolder(Some(dir.path().to_path_buf())));
+    h.run_steps(2);
+    h.get_by_label("Open a file or folder");
+    h.get_by_label("series_a/").click();
+    h.run_steps(2);
+    let folder = h
+        .state()
+        .document()
+        .browser
+        .as_ref()
+        .map(|b| b.folder.clone());
+    assert_eq!(folder, Some(dir.path().join("series_a")));
+    h.get_by_label("Open this folder (DICOM)").click();
+    h.run_steps(2);
+    assert!(
+        h.state().document().browser.is_none(),
+        "the browser closes on open"
+    );
+    step_until(&mut h, "the series loaded", |app| !app.is_loading());
+    let doc = h.state().document();
+    assert_eq!(doc.volumes.len(), 3, "message: {:?}", doc.message);
+    assert_eq!(doc.volumes[2].image.volume.dims(), [16, 12, 4]);
+}
