@@ -5,6 +5,7 @@
 //! files and folders, whatever they are called.
 
 pub mod atomic;
+pub mod browse;
 pub mod dicom;
 mod error;
 pub mod jpeg12;

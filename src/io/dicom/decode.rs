@@ -16,15 +16,20 @@ use dicom_pixeldata::PixelDecoder;
 use rayon::prelude::*;
 
 use super::header::{error_chain, open_dicom, DicomFrame};
-use super::syntax::{is_native, transfer_syntax_name};
+use super::syntax::{is_native, own_codec, transfer_syntax_name, OwnCodec};
 use super::SeriesInfo;
-use crate::io::IoError;
+use crate::io::{jpeg12, jpegls, IoError};
 use crate::jobs::JobContext;
 
 pub(crate) fn decode_series(info: &SeriesInfo, ctx: &JobContext) -> Result<Vec<f32>, IoError> {
     let [nx, ny, _] = info.layout.dims;
     let slice_len = nx * ny;
     let acquired = info.frames.len();
+    if let [frame] = info.frames.as_slice() {
+        if let Some(m) = frame.mosaic_info.as_ref() {
+            return decode_mosaic(frame, m.slices as usize, slice_len, info, ctx);
+        }
+    }
     let mut buffer = vec![0f32; slice_len * acquired];
     let done = AtomicUsize::new(0);
     let report = || {
@@ -171,6 +176,32 @@ fn sample_format(frame: &DicomFrame) -> SampleFormat {
     }
 }
 
+/// Decodes the whole mosaic image once, then cuts its tiles into slices.
+fn decode_mosaic(
+    frame: &DicomFrame,
+    slices: usize,
+    slice_len: usize,
+    info: &SeriesInfo,
+    ctx: &JobContext,
+) -> Result<Vec<f32>, IoError> {
+    let (cols, rows) = (frame.cols as usize, frame.rows as usize);
+    let mut mosaic = vec![0f32; cols * rows];
+    if !read_native_tail(frame, &mut mosaic, &mut Vec::new())? {
+        let obj = open_dicom(&frame.path, true)?;
+        decode_frame(&obj, frame, &mut mosaic)?;
+    }
+    ctx.check_cancelled()?;
+    let [tile_cols, tile_rows, _] = info.layout.dims;
+    let m = super::mosaic::tiles_per_side(slices as u32) as usize;
+    let mut out = vec![0f32; slice_len * slices];
+    out.par_chunks_mut(slice_len)
+        .enumerate()
+        .for_each(|(k, dst)| {
+            super::mosaic::copy_tile(&mosaic, cols, tile_cols, tile_rows, m, k, dst)
+        });
+    Ok(out)
+}
+
 /// How to turn one stored sample into a value.
 struct SampleFormat {
     bits_allocated: u16,
@@ -278,6 +309,42 @@ fn decode_frame(
         .map_err(corrupt);
     }
 
+    // Decoders hand back right-aligned stored values: HighBit no longer applies.
+    format.shift = 0;
+    if let Some(codec) = own_codec(&frame.transfer_syntax_uid) {
+        let Value::PixelSequence(seq) = element.value() else {
+            return Err(corrupt(
+                "compressed syntax but pixel data is not encapsulated".to_string(),
+            ));
+        };
+        let stream =
+            frame_stream(seq.fragments(), frame.frame, frame.frames_in_file).ok_or_else(|| {
+                corrupt(format!(
+                    "cannot find the compressed stream of frame {}",
+                    frame.frame
+                ))
+            })?;
+        let name = transfer_syntax_name(&frame.transfer_syntax_uid);
+        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| match codec {
+            OwnCodec::JpegLs => jpegls::decode(&stream)
+                .map(|img| (img.width, img.height, img.samples))
+                .map_err(|e| e.to_string()),
+            OwnCodec::JpegExtended => jpeg12::decode(&stream)
+                .map(|img| (img.width, img.height, img.samples))
+                .map_err(|e| e.to_string()),
+        }))
+        .map_err(|_| corrupt(format!("the {name} decoder panicked")))?
+        .map_err(|e| corrupt(format!("cannot decode {name}: {e}")))?;
+        let (width, height, samples) = decoded;
+        if width != frame.cols as usize || height != frame.rows as usize {
+            return Err(corrupt(format!(
+                "{name} stream is {width}×{height}, the header says {}×{}",
+                frame.cols, frame.rows
+            )));
+        }
+        format.bits_allocated = 16;
+        return convert(&Samples::U16(&samples), &format, 0, 1, 0, false, out).map_err(corrupt);
+    }
     let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
         obj.decode_pixel_data_frame(frame.frame)
     }))
@@ -326,6 +393,26 @@ fn decode_frame(
         out,
     )
     .map_err(corrupt)
+}
+
+/// The compressed bytes of one frame: fragments are grouped by the JPEG start-of-image
+/// marker that opens each frame (robust to missing or wrong offset tables).
+fn frame_stream(fragments: &[Vec<u8>], frame: u32, frames_in_file: u32) -> Option<Vec<u8>> {
+    let mut groups: Vec<Vec<u8>> = Vec::new();
+    for f in fragments {
+        let starts_frame = f.len() >= 2 && f[0] == 0xFF && f[1] == 0xD8;
+        match groups.last_mut() {
+            Some(g) if !starts_frame => g.extend_from_slice(f),
+            _ => groups.push(f.clone()),
+        }
+    }
+    if groups.len() == frames_in_file as usize {
+        return groups.into_iter().nth(frame as usize);
+    }
+    if frames_in_file == 1 {
+        return Some(fragments.concat());
+    }
+    None
 }
 
 fn primitive_samples(p: &PrimitiveValue) -> Option<Samples<'_>> {

@@ -9,6 +9,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, Tag};
 
+use super::mosaic::{parse_csa, MosaicInfo};
 use super::syntax;
 use crate::io::IoError;
 
@@ -52,6 +53,8 @@ pub struct DicomFrame {
     pub rescale_intercept: f64,
     /// Siemens mosaic: many slices tiled into one image.
     pub mosaic: bool,
+    /// Slice count and normal from the Siemens CSA header, for mosaics.
+    pub mosaic_info: Option<MosaicInfo>,
     /// Why this frame cannot be decoded (known from the header), if so.
     pub undecodable: Option<String>,
 }
@@ -239,6 +242,13 @@ pub(crate) fn frames_from_object(
     if rows <= 0 || cols <= 0 {
         return Err(no_pixels());
     }
+    // Rows and Columns are US: anything larger is a corrupt header, not a big image.
+    if rows > u16::MAX as i64 || cols > u16::MAX as i64 {
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("implausible image size {cols}×{rows}"),
+        });
+    }
     if sop_class == SEGMENTATION_STORAGE {
         return Err(unsupported(
             path,
@@ -258,11 +268,18 @@ pub(crate) fn frames_from_object(
         .unwrap_or(bits_allocated);
     let high_bit = get_int(obj, tags::HIGH_BIT)
         .map(|b| b as u16)
-        .filter(|h| *h + 1 >= bits_stored && *h < bits_allocated)
+        .filter(|h| *h >= bits_stored - 1 && *h < bits_allocated)
         .unwrap_or(bits_stored - 1);
     let frames_in_file = get_int(obj, tags::NUMBER_OF_FRAMES)
         .filter(|n| *n >= 1)
-        .unwrap_or(1) as u32;
+        .unwrap_or(1);
+    if frames_in_file > 100_000 {
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("implausible NumberOfFrames {frames_in_file}"),
+        });
+    }
+    let frames_in_file = frames_in_file as u32;
     let image_type = get_strs(obj, tags::IMAGE_TYPE);
     let modality = get_str(obj, tags::MODALITY).unwrap_or_default();
     let description = get_str(obj, tags::SERIES_DESCRIPTION)
@@ -309,6 +326,13 @@ pub(crate) fn frames_from_object(
             .unwrap_or(1.0),
         rescale_intercept: get_f64(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
         mosaic,
+        mosaic_info: if mosaic {
+            obj.get(Tag(0x0029, 0x1010))
+                .and_then(|e| e.to_bytes().ok())
+                .and_then(|b| parse_csa(&b))
+        } else {
+            None
+        },
         undecodable,
     };
 

@@ -88,11 +88,12 @@ fn split_uid(frames: Vec<DicomFrame>) -> Vec<SeriesInfo> {
     for run in subsets {
         let part = rows.len();
         let mut row = assemble(run, part);
-        row.description = format!(
-            "{} (regular subset)",
-            row.description
-                .trim_end_matches(&format!(" (part {})", part + 1))
-        );
+        let base = row
+            .description
+            .trim_end_matches(&format!("(part {})", part + 1))
+            .trim()
+            .to_string();
+        row.description = format!("{base} (regular subset)").trim().to_string();
         row.warnings
             .push("longest run of evenly spaced slices of an irregular series".to_string());
         rows.push(row);
@@ -166,11 +167,6 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
         .collect();
     syntaxes.sort();
     syntaxes.dedup();
-    if first.mosaic {
-        let reason = "Siemens mosaic (many slices tiled in one image): un-mosaicing is not implemented, refused rather than loaded as a wrong volume".to_string();
-        warnings.push(reason.clone());
-        problem.get_or_insert(Problem::Image(reason));
-    }
     if first.samples_per_pixel > 1 {
         warnings.push(format!(
             "colour image ({}, {} samples per pixel): converted to grey luminance",
@@ -206,7 +202,17 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
     let geometric = frames
         .iter()
         .all(|f| f.position.is_some() && f.orientation.is_some());
-    let layout = if geometric {
+    let layout = if first.mosaic {
+        match mosaic_layout(&mut frames, pixel_spacing, &mut warnings) {
+            Ok(l) => Some(l),
+            Err(reason) => {
+                let reason = format!("Siemens mosaic that cannot be un-mosaiced: {reason}");
+                warnings.push(reason.clone());
+                problem.get_or_insert(Problem::Image(reason));
+                None
+            }
+        }
+    } else if geometric {
         match stack_with_positions(
             &mut frames,
             pixel_spacing,
@@ -284,6 +290,73 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
         layout,
         problem,
     }
+}
+
+/// One mosaic file is one volume: keep the first (by acquisition/instance), lay out its tiles.
+fn mosaic_layout(
+    frames: &mut Vec<DicomFrame>,
+    pixel_spacing: [f64; 2],
+    warnings: &mut Vec<String>,
+) -> Result<StackLayout, String> {
+    frames.sort_by_key(secondary_key);
+    if frames.len() > 1 {
+        warnings.push(format!(
+            "{} mosaic volumes (time points): the first is loaded",
+            frames.len()
+        ));
+        frames.truncate(1);
+    }
+    let f = &frames[0];
+    let info = f
+        .mosaic_info
+        .as_ref()
+        .ok_or("no NumberOfImagesInMosaic in the CSA header")?;
+    let (o, p) = match (f.orientation, f.position) {
+        (Some(o), Some(p)) => (o, p),
+        _ => return Err("no ImagePositionPatient/ImageOrientationPatient".to_string()),
+    };
+    let m = super::mosaic::tiles_per_side(info.slices) as usize;
+    let (cols, rows) = (f.cols as usize, f.rows as usize);
+    if cols % m != 0 || rows % m != 0 {
+        return Err(format!("{cols}×{rows} is not a grid of {m}×{m} tiles"));
+    }
+    let (tile_cols, tile_rows) = (cols / m, rows / m);
+    let row = Vector3::new(o[0], o[1], o[2]);
+    let col = Vector3::new(o[3], o[4], o[5]);
+    let plane_normal = row.cross(&col).normalize();
+    let normal = match info.normal {
+        Some(n) if Vector3::from(n).norm() > 0.5 => Vector3::from(n).normalize(),
+        _ => plane_normal,
+    };
+    // PixelSpacing is [between rows, between columns].
+    let (dx, dy) = (pixel_spacing[1], pixel_spacing[0]);
+    let origin = Vector3::from(p)
+        + row * dx * (cols - tile_cols) as f64 / 2.0
+        + col * dy * (rows - tile_rows) as f64 / 2.0;
+    let step = f
+        .spacing_between_slices
+        .or(f.slice_thickness)
+        .unwrap_or(1.0);
+    let n = info.slices as usize;
+    warnings.push(format!(
+        "Siemens mosaic: {n} slices un-mosaiced from {m}×{m} tiles of {tile_cols}×{tile_rows}"
+    ));
+    Ok(StackLayout {
+        dims: [tile_cols, tile_rows, n],
+        spacing_mm: [dx, dy, step],
+        origin_mm: origin.into(),
+        direction: Matrix3::from_columns(&[row, col, normal]),
+        sources: (0..n)
+            .map(|k| SliceSource {
+                lower: k,
+                upper: k,
+                weight: 0.0,
+            })
+            .collect(),
+        tilt_deg: 0.0,
+        resampled: false,
+        warnings: Vec::new(),
+    })
 }
 
 /// Sorts by position along the normal, resolves repeated positions, lays out the stack.
