@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod dicom;
 mod error;
+pub mod labels;
 pub mod nifti;
 
 pub use error::IoError;
