@@ -10,6 +10,8 @@ pub struct BenchArgs {
 pub enum BenchWhich {
     /// DICOM series vs .nii.gz load time and peak memory for a synthetic CT.
     Load(LoadArgs),
+    /// Threshold + components + keep largest and Gaussian smoothing of a generated CT, undo memory.
+    Segment(super::bench_segment::BenchSegmentArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -25,5 +27,6 @@ pub struct LoadArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         BenchWhich::Load(_a) => anyhow::bail!("not yet"),
+        BenchWhich::Segment(a) => super::bench_segment::run(a),
     }
 }

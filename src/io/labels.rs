@@ -24,17 +24,27 @@ const SIDECAR_VERSION: u32 = 1;
 /// means the NIfTI was rewritten by another tool and its own header wins.
 const SIDECAR_GRID_TOLERANCE_MM: f64 = 1e-3;
 
-/// The sidecar's JSON shape.
-#[derive(Debug, Serialize, Deserialize)]
-struct Sidecar<P> {
+/// The sidecar's JSON shape. Print profiles are opaque here: the layers above own their type.
+#[derive(Debug, Serialize)]
+struct SidecarOut<'a, P> {
+    format: &'static str,
+    version: u32,
+    labels: Vec<LabelInfo>,
+    geometry: SidecarGeometry,
+    print_profiles: &'a P,
+}
+
+#[derive(Debug, Deserialize)]
+struct SidecarIn<P> {
     format: String,
+    #[allow(dead_code)]
     version: u32,
     labels: Vec<LabelInfo>,
     #[serde(default)]
     geometry: Option<SidecarGeometry>,
-    /// Per-label print settings, opaque here (the layers above own their type).
+    /// Missing or `null` (e.g. saved without profiles) reads as `P::default()`.
     #[serde(default)]
-    print_profiles: P,
+    print_profiles: Option<P>,
 }
 
 /// The grid in full `f64` precision. Numbers are written as decimal strings (Rust's shortest
@@ -105,11 +115,11 @@ pub fn save_label_map<P: Serialize>(
     print_profiles: &P,
     overwrite: bool,
 ) -> Result<(), IoError> {
-    let sidecar = Sidecar {
-        format: SIDECAR_FORMAT.to_string(),
+    let sidecar = SidecarOut {
+        format: SIDECAR_FORMAT,
         version: SIDECAR_VERSION,
         labels: map.table.iter().cloned().collect(),
-        geometry: Some(SidecarGeometry::from_geometry(map.geometry())),
+        geometry: SidecarGeometry::from_geometry(map.geometry()),
         print_profiles,
     };
     let json = serde_json::to_vec_pretty(&sidecar).map_err(|e| IoError::Corrupt {
@@ -134,7 +144,7 @@ pub fn load_label_map<P: DeserializeOwned + Default>(
         return Ok((map, P::default()));
     }
     let bytes = std::fs::read(&side).map_err(|e| IoError::os(&side, e))?;
-    let sidecar: Sidecar<P> = serde_json::from_slice(&bytes).map_err(|e| IoError::Corrupt {
+    let sidecar: SidecarIn<P> = serde_json::from_slice(&bytes).map_err(|e| IoError::Corrupt {
         path: side.clone(),
         reason: format!("not a label sidecar: {e}"),
     })?;
@@ -164,7 +174,10 @@ pub fn load_label_map<P: DeserializeOwned + Default>(
     for info in sidecar.labels {
         table.insert(info);
     }
-    Ok((LabelMap::new(map.volume, table), sidecar.print_profiles))
+    Ok((
+        LabelMap::new(map.volume, table),
+        sidecar.print_profiles.unwrap_or_default(),
+    ))
 }
 
 /// Label names from a TotalSegmentator-style class map: either `{"1": "spleen", …}` or
@@ -335,7 +348,10 @@ mod tests {
         assert!(saver.save_if_changed(&map, &(), 1).expect("writes"));
         assert!(!saver.save_if_changed(&map, &(), 1).expect("skips"));
         assert!(saver.save_if_changed(&map, &(), 2).expect("writes"));
-        let (back, ()) = load_label_map(&path, &JobContext::detached()).expect("reads");
+        // Saved without profiles, read as an empty profile map.
+        let (back, profiles): (LabelMap, BTreeMap<u16, String>) =
+            load_label_map(&path, &JobContext::detached()).expect("reads");
+        assert!(profiles.is_empty());
         assert_eq!(back.geometry(), map.geometry());
         assert!(back.volume.data() == map.volume.data());
     }
