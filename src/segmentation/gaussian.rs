@@ -39,9 +39,6 @@ pub fn gaussian_smooth(
     let [nx, ny, nz] = image.dims();
     let s = image.geometry().spacing_mm;
     let mut data = image.data().to_vec();
-    if sigma_mm == 0.0 {
-        return Ok(Volume::new(image.geometry().clone(), data).expect("same grid"));
-    }
     if let Some(w) = kernel(sigma_mm / s[0]) {
         let r = w.len() / 2;
         data.par_chunks_mut(nx).for_each_init(
@@ -73,17 +70,33 @@ pub fn gaussian_smooth(
         );
     }
     if let Some(w) = kernel(sigma_mm / s[2]) {
-        let src = data.clone();
-        data.par_chunks_mut(nx).enumerate().for_each(|(row, out)| {
-            let (j, k) = (row % ny, row / ny);
-            blend_rows(
-                out,
-                &w,
-                |kk| &src[(j + ny * kk) * nx..(j + ny * kk + 1) * nx],
-                k,
-                nz,
-            );
-        });
+        // Along k the taps are whole slices apart. Working one (i, k) plane at a time (fixed j)
+        // keeps the plane's rows in cache across all taps; the planes are written j-major and
+        // then put back in k-major order with contiguous row copies.
+        let mut planes = vec![0f32; nx * ny * nz];
+        planes
+            .par_chunks_mut(nx * nz)
+            .enumerate()
+            .for_each(|(j, plane)| {
+                for k in 0..nz {
+                    let out = &mut plane[k * nx..(k + 1) * nx];
+                    blend_rows(
+                        out,
+                        &w,
+                        |kk| &data[(j + ny * kk) * nx..(j + ny * kk + 1) * nx],
+                        k,
+                        nz,
+                    );
+                }
+            });
+        data.par_chunks_mut(nx * ny)
+            .enumerate()
+            .for_each(|(k, slice)| {
+                for j in 0..ny {
+                    slice[j * nx..(j + 1) * nx]
+                        .copy_from_slice(&planes[(j * nz + k) * nx..(j * nz + k + 1) * nx]);
+                }
+            });
     }
     Ok(Volume::new(image.geometry().clone(), data).expect("same grid"))
 }
