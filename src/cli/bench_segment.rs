@@ -26,6 +26,16 @@ pub struct BenchSegmentArgs {
     /// Edge of the cubic label map for the undo measurement.
     #[arg(long, default_value_t = 512)]
     pub undo_size: usize,
+    /// Run one part only (e.g. to read its CPU time with `/usr/bin/time` on a busy machine).
+    #[arg(long, value_enum)]
+    pub only: Option<BenchPart>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchPart {
+    Components,
+    Gaussian,
+    Undo,
 }
 
 /// Deterministic noise in [-1, 1) from a voxel index (no RNG crate, reproducible everywhere).
@@ -88,6 +98,10 @@ fn summary(secs: &[f64]) -> String {
 
 pub fn run(args: BenchSegmentArgs) -> anyhow::Result<()> {
     println!("threads: {}", rayon::current_num_threads());
+    let wants = |part: BenchPart| args.only.is_none_or(|only| only == part);
+    if args.only == Some(BenchPart::Undo) {
+        return undo_memory(args.undo_size, args.strokes);
+    }
     let t = Instant::now();
     let ct = generate_ct(args.slices);
     let g = ct.geometry().clone();
@@ -100,16 +114,31 @@ pub fn run(args: BenchSegmentArgs) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let (low, high) = (200.0, 3000.0);
-    let (secs, fused) = time(args.repeat, || {
-        threshold_keep_largest(&ct, low, high, Connectivity::TwentySix)
+    if wants(BenchPart::Components) {
+        components(&ct, low, high, args.repeat)?;
+    }
+    if wants(BenchPart::Gaussian) {
+        let (secs, _) = time(args.repeat, || gaussian_smooth(&ct, 1.0));
+        println!("Gaussian sigma 1 mm (separable f32): {}", summary(&secs));
+    }
+    drop(ct);
+    if wants(BenchPart::Undo) {
+        undo_memory(args.undo_size, args.strokes)?;
+    }
+    Ok(())
+}
+
+fn components(ct: &Volume<f32>, low: f32, high: f32, repeat: usize) -> anyhow::Result<()> {
+    let (secs, fused) = time(repeat, || {
+        threshold_keep_largest(ct, low, high, Connectivity::TwentySix)
     });
     println!(
         "threshold [{low}, {high}] + 26-connected components + keep largest (fused): {} -> {} voxels",
         summary(&secs),
         count(&fused)
     );
-    let (secs, two_step) = time(args.repeat, || {
-        let mask = threshold(&ct, low, high);
+    let (secs, two_step) = time(repeat, || {
+        let mask = threshold(ct, low, high);
         keep_largest(&mask, Connectivity::TwentySix)
     });
     if two_step.data() != fused.data() {
@@ -119,11 +148,7 @@ pub fn run(args: BenchSegmentArgs) -> anyhow::Result<()> {
         "threshold mask, then components + keep largest (two steps): {}",
         summary(&secs)
     );
-    drop((fused, two_step));
-    let (secs, _) = time(args.repeat, || gaussian_smooth(&ct, 1.0));
-    println!("Gaussian sigma 1 mm (separable f32): {}", summary(&secs));
-    drop(ct);
-    undo_memory(args.undo_size, args.strokes)
+    Ok(())
 }
 
 /// Paints `strokes` wandering disk strokes on a `size`³ map, one gesture each, then undoes

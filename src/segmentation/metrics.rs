@@ -10,6 +10,7 @@ use super::{check_same_grid, Mask, SegmentationError};
 use crate::jobs::JobContext;
 use crate::volume::{LabelMap, Volume, VolumeGeometry};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// How well a segmentation `a` agrees with a reference `b`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -46,10 +47,12 @@ pub struct LabelMapComparison {
 /// Compares two masks on the same grid.
 pub fn compare_masks(a: &Mask, b: &Mask) -> Result<OverlapMetrics, SegmentationError> {
     check_same_grid("second mask", a.geometry(), b.geometry())?;
+    let whole = ([0; 3], a.dims().map(|n| n - 1));
     Ok(compare_by(
         a.geometry(),
         a.data(),
         b.data(),
+        whole,
         |v| v != 0,
         |v| v != 0,
     ))
@@ -65,11 +68,23 @@ pub fn compare_label_maps(
     let g = a.geometry();
     let (da, db) = (a.volume.data(), b.volume.data());
     ctx.set_stage("Comparing label maps");
-    let overall = compare_by(g, da, db, |v| v != 0, |v| v != 0);
-    let mut labels: Vec<u16> = a.values_present();
-    labels.extend(b.values_present());
-    labels.sort_unstable();
-    labels.dedup();
+    let whole = ([0; 3], g.dims.map(|n| n - 1));
+    let overall = compare_by(g, da, db, whole, |v| v != 0, |v| v != 0);
+    // One pass finds every label's bounding box, so each label is measured in its box only.
+    let mut boxes: BTreeMap<u16, ([usize; 3], [usize; 3])> = BTreeMap::new();
+    for (idx, (&x, &y)) in da.iter().zip(db).enumerate() {
+        if x == 0 && y == 0 {
+            continue;
+        }
+        let p = g.index3(idx);
+        for v in [x, y] {
+            if v != 0 {
+                let e = boxes.entry(v).or_insert((p, p));
+                *e = grow_box(*e, p);
+            }
+        }
+    }
+    let labels: Vec<u16> = boxes.keys().copied().collect();
     let mut per_label = Vec::with_capacity(labels.len());
     for (n, &label) in labels.iter().enumerate() {
         ctx.check_cancelled()?;
@@ -80,7 +95,8 @@ pub fn compare_label_maps(
             .or_else(|| b.table.get(label))
             .map(|l| l.name.clone())
             .unwrap_or_else(|| format!("Label {label}"));
-        let metrics = compare_by(g, da, db, |v| v == label, |v| v == label);
+        let region = boxes.get(&label).copied().unwrap_or(whole);
+        let metrics = compare_by(g, da, db, region, |v| v == label, |v| v == label);
         per_label.push(LabelMetrics {
             label,
             name,
@@ -90,33 +106,44 @@ pub fn compare_label_maps(
     Ok(LabelMapComparison { overall, per_label })
 }
 
-/// Metrics of the voxels where `in_a` / `in_b` hold, computed in the bounding box of both.
+fn grow_box(b: ([usize; 3], [usize; 3]), p: [usize; 3]) -> ([usize; 3], [usize; 3]) {
+    (
+        [0, 1, 2].map(|d| b.0[d].min(p[d])),
+        [0, 1, 2].map(|d| b.1[d].max(p[d])),
+    )
+}
+
+/// Metrics of the voxels where `in_a` / `in_b` hold, which all lie in `region` (inclusive
+/// voxel box); surface distances are computed in the bounding box of both masks.
 fn compare_by<T: Copy + Send + Sync>(
     g: &VolumeGeometry,
     a: &[T],
     b: &[T],
+    region: ([usize; 3], [usize; 3]),
     in_a: impl Fn(T) -> bool + Sync,
     in_b: impl Fn(T) -> bool + Sync,
 ) -> OverlapMetrics {
     let voxel_ml = g.voxel_volume_mm3() / 1000.0;
     let (mut na, mut nb, mut both) = (0u64, 0u64, 0u64);
     let mut bbox: Option<([usize; 3], [usize; 3])> = None;
-    for (idx, (&x, &y)) in a.iter().zip(b).enumerate() {
-        let (x, y) = (in_a(x), in_b(y));
-        if !(x || y) {
-            continue;
+    let (lo, hi) = region;
+    for k in lo[2]..=hi[2] {
+        for j in lo[1]..=hi[1] {
+            let row = g.linear_index(0, j, k);
+            for i in lo[0]..=hi[0] {
+                let (x, y) = (in_a(a[row + i]), in_b(b[row + i]));
+                if !(x || y) {
+                    continue;
+                }
+                na += u64::from(x);
+                nb += u64::from(y);
+                both += u64::from(x && y);
+                bbox = Some(match bbox {
+                    None => ([i, j, k], [i, j, k]),
+                    Some(b) => grow_box(b, [i, j, k]),
+                });
+            }
         }
-        na += u64::from(x);
-        nb += u64::from(y);
-        both += u64::from(x && y);
-        let p = g.index3(idx);
-        bbox = Some(match bbox {
-            None => (p, p),
-            Some((lo, hi)) => (
-                [0, 1, 2].map(|d| lo[d].min(p[d])),
-                [0, 1, 2].map(|d| hi[d].max(p[d])),
-            ),
-        });
     }
     let union = na + nb - both;
     let (dice, jaccard) = if union == 0 {
