@@ -7,6 +7,8 @@
 pub mod atomic;
 pub mod dicom;
 mod error;
+pub mod jpeg12;
+pub mod jpegls;
 pub mod labels;
 pub mod nifti;
 
