@@ -70,33 +70,36 @@ pub fn gaussian_smooth(
         );
     }
     if let Some(w) = kernel(sigma_mm / s[2]) {
-        // Along k the taps are whole slices apart. Working one (i, k) plane at a time (fixed j)
-        // keeps the plane's rows in cache across all taps; the planes are written j-major and
-        // then put back in k-major order with contiguous row copies.
-        let mut planes = vec![0f32; nx * ny * nz];
-        planes
-            .par_chunks_mut(nx * nz)
-            .enumerate()
-            .for_each(|(j, plane)| {
-                for k in 0..nz {
-                    let out = &mut plane[k * nx..(k + 1) * nx];
-                    blend_rows(
-                        out,
-                        &w,
-                        |kk| &data[(j + ny * kk) * nx..(j + ny * kk + 1) * nx],
-                        k,
-                        nz,
-                    );
-                }
-            });
-        data.par_chunks_mut(nx * ny)
-            .enumerate()
-            .for_each(|(k, slice)| {
-                for j in 0..ny {
-                    slice[j * nx..(j + 1) * nx]
-                        .copy_from_slice(&planes[(j * nz + k) * nx..(j * nz + k + 1) * nx]);
-                }
-            });
+        // Along k the taps are whole slices apart: keep the unblurred copies of the 2r + 1
+        // slices the current output slice needs in a ring, and overwrite slices in place in
+        // increasing k (slice k's original is in the ring before it is overwritten). This
+        // needs 2r + 1 slices of scratch instead of a second volume.
+        let r = w.len() / 2;
+        let n = nx * ny;
+        let ring_len = 2 * r + 1;
+        let mut ring: Vec<Vec<f32>> = (0..ring_len.min(nz)).map(|_| vec![0f32; n]).collect();
+        let slot = |src: usize| src % ring_len;
+        let load = |ring: &mut Vec<Vec<f32>>, data: &[f32], src: usize| {
+            ring[slot(src)]
+                .par_chunks_mut(nx)
+                .zip(data[src * n..(src + 1) * n].par_chunks(nx))
+                .for_each(|(dst, from)| dst.copy_from_slice(from));
+        };
+        for src in 0..r.min(nz) {
+            load(&mut ring, &data, src);
+        }
+        for k in 0..nz {
+            if k + r < nz {
+                load(&mut ring, &data, k + r);
+            }
+            let ring = &ring;
+            data[k * n..(k + 1) * n]
+                .par_chunks_mut(nx)
+                .enumerate()
+                .for_each(|(j, out)| {
+                    blend_rows(out, &w, |kk| &ring[slot(kk)][j * nx..(j + 1) * nx], k, nz);
+                });
+        }
     }
     Ok(Volume::new(image.geometry().clone(), data).expect("same grid"))
 }
