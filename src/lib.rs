@@ -9,6 +9,14 @@ pub mod volume;
 // L1
 pub mod editing;
 pub mod io;
+// Synthetic data built from core types (used by the app and by tests of later layers).
+pub mod sample;
+
+// L3
+pub mod document;
+
+// L5
+pub mod ui;
 
 // L2
 pub mod segmentation;

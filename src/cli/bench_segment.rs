@@ -74,25 +74,34 @@ pub fn generate_ct(slices: usize) -> Volume<f32> {
     })
 }
 
-fn time<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Vec<f64>, T) {
-    let mut secs = Vec::new();
+/// Wall and CPU seconds (all threads) of each run, sorted by wall time, and the last result.
+fn time<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Vec<(f64, f64)>, T) {
+    let mut runs = Vec::new();
     let mut last = None;
     for _ in 0..repeat.max(1) {
+        let cpu = crate::io::cpu_seconds();
         let t = Instant::now();
         let out = f();
-        secs.push(t.elapsed().as_secs_f64());
+        let wall = t.elapsed().as_secs_f64();
+        let cpu = match (cpu, crate::io::cpu_seconds()) {
+            (Some(a), Some(b)) => b - a,
+            _ => f64::NAN,
+        };
+        runs.push((wall, cpu));
         last = Some(out);
     }
-    secs.sort_by(f64::total_cmp);
-    (secs, last.expect("at least one repetition"))
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (runs, last.expect("at least one repetition"))
 }
 
-fn summary(secs: &[f64]) -> String {
+/// On a busy machine wall time overstates; CPU time over the threads used bounds the idle figure.
+fn summary(runs: &[(f64, f64)]) -> String {
+    let (best, cpu) = runs[0];
     format!(
-        "best {:.3} s, median {:.3} s ({} runs)",
-        secs[0],
-        secs[secs.len() / 2],
-        secs.len()
+        "best {best:.3} s (CPU {cpu:.2} s over {} threads), median {:.3} s ({} runs)",
+        rayon::current_num_threads(),
+        runs[runs.len() / 2].0,
+        runs.len()
     )
 }
 
