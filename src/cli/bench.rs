@@ -23,6 +23,8 @@ pub enum BenchWhich {
     Load(LoadArgs),
     /// Denoisers on a noisy CT phantom: time and error vs the clean image (issue 7).
     Preprocess(super::preprocess::BenchPreprocessArgs),
+    /// Threshold + components + keep largest and Gaussian smoothing of a generated CT, undo memory.
+    Segment(super::bench_segment::BenchSegmentArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +67,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             None => run_load(&a),
         },
         BenchWhich::Preprocess(a) => super::preprocess::bench(a),
+        BenchWhich::Segment(a) => super::bench_segment::run(a),
     }
 }
 
