@@ -7,7 +7,11 @@ pub mod jobs;
 pub mod volume;
 
 // L1
+pub mod inference;
 pub mod io;
+
+// L2
+pub mod segmentation;
 
 // L6: composition roots
 pub mod app;

@@ -1,0 +1,3 @@
+//! Layer 2: segmentation.
+
+pub mod model;
