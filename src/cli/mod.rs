@@ -3,6 +3,10 @@
 //! Each subcommand lives in its own file; this one parses and dispatches. On failure a
 //! command prints one line `error: <reason>` and exits non-zero.
 
+pub mod bench_inference;
+pub mod models;
+pub mod segment_model;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,11 +26,45 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Segment an image (`segment model ...`).
+    #[command(subcommand)]
+    Segment(SegmentCommand),
+    /// List the ONNX models found (models/, tests/models/) and the active inference backend.
+    Models(models::ModelsArgs),
+    /// Benchmarks (timings and peak memory; not tests).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `fuseprint segment <method> ...`
+#[derive(Debug, Subcommand)]
+pub enum SegmentCommand {
+    /// Segment with an ONNX model described by its manifest.
+    Model(segment_model::SegmentModelArgs),
+}
+
+/// `fuseprint bench <name> ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A brainchop model on t1_crop: time, peak memory, Dice against the ONNX Runtime reference.
+    Inference(bench_inference::BenchInferenceArgs),
+}
 
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
 pub fn run(command: Command) -> ExitCode {
-    match command {}
+    let result = match command {
+        Command::Segment(SegmentCommand::Model(args)) => segment_model::run(&args),
+        Command::Models(args) => models::run(&args),
+        Command::Bench(BenchCommand::Inference(args)) => bench_inference::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `RUST_LOG`-controlled logging to stderr.
