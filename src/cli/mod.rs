@@ -3,8 +3,12 @@
 //! Each subcommand lives in its own file; this one parses and dispatches. On failure a
 //! command prints one line `error: <reason>` and exits non-zero.
 
+pub mod bench;
 pub mod bench_inference;
+pub mod convert;
+pub mod info;
 pub mod models;
+mod progress;
 pub mod segment_model;
 
 use clap::{Parser, Subcommand};
@@ -27,14 +31,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List the series in a DICOM folder/file, or the geometry of a NIfTI file.
+    Info(info::InfoArgs),
+    /// Convert a DICOM series or a NIfTI file to NIfTI (.nii or .nii.gz).
+    Convert(convert::ConvertArgs),
+    /// Measure performance (not a test): `bench load`, `bench inference`.
+    Bench(bench::BenchArgs),
     /// Segment an image (`segment model ...`).
     #[command(subcommand)]
     Segment(SegmentCommand),
     /// List the ONNX models found (models/, tests/models/) and the active inference backend.
     Models(models::ModelsArgs),
-    /// Benchmarks (timings and peak memory; not tests).
-    #[command(subcommand)]
-    Bench(BenchCommand),
 }
 
 /// `fuseprint segment <method> ...`
@@ -44,19 +51,14 @@ pub enum SegmentCommand {
     Model(segment_model::SegmentModelArgs),
 }
 
-/// `fuseprint bench <name> ...`
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// A brainchop model on t1_crop: time, peak memory, Dice against the ONNX Runtime reference.
-    Inference(bench_inference::BenchInferenceArgs),
-}
-
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
 pub fn run(command: Command) -> ExitCode {
     let result = match command {
+        Command::Info(args) => info::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Segment(SegmentCommand::Model(args)) => segment_model::run(&args),
         Command::Models(args) => models::run(&args),
-        Command::Bench(BenchCommand::Inference(args)) => bench_inference::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
