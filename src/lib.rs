@@ -8,8 +8,13 @@ pub mod volume;
 
 // L1
 pub mod editing;
+pub mod inference;
 pub mod io;
 pub mod preprocess;
+
+// L2
+pub mod segmentation;
+
 // Synthetic data built from core types (used by the app and by tests of later layers).
 pub mod sample;
 
@@ -18,9 +23,6 @@ pub mod document;
 
 // L5
 pub mod ui;
-
-// L2
-pub mod segmentation;
 
 // L6: composition roots
 pub mod app;

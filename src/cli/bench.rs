@@ -25,6 +25,8 @@ pub enum BenchWhich {
     Preprocess(super::preprocess::BenchPreprocessArgs),
     /// Threshold + components + keep largest and Gaussian smoothing of a generated CT, undo memory.
     Segment(super::bench_segment::BenchSegmentArgs),
+    /// A brainchop model on t1_crop: time, peak memory, Dice against the ONNX Runtime reference.
+    Inference(super::bench_inference::BenchInferenceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +70,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
         BenchWhich::Preprocess(a) => super::preprocess::bench(a),
         BenchWhich::Segment(a) => super::bench_segment::run(a),
+        BenchWhich::Inference(a) => super::bench_inference::run(&a),
     }
 }
 

@@ -4,13 +4,16 @@
 //! command prints one line `error: <reason>` and exits non-zero.
 
 pub mod bench;
+pub mod bench_inference;
 pub mod bench_segment;
 pub mod convert;
 pub mod info;
-pub mod preprocess;
 pub mod metrics;
+pub mod models;
+pub mod preprocess;
 mod progress;
 pub mod segment;
+pub mod segment_model;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,12 +41,14 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Denoise, bias-correct, normalise, resample, crop, reorient or reduce metal artefacts.
     Preprocess(preprocess::PreprocessArgs),
-    /// Measure performance (not a test): `bench load`.
+    /// Measure performance (not a test): `bench load|segment|preprocess|inference`.
     Bench(bench::BenchArgs),
-    /// Classical segmentation tools: `segment threshold|grow|islands|morph`.
+    /// Segmentation: `segment threshold|grow|islands|morph|model`.
     Segment(segment::SegmentArgs),
     /// Dice, Jaccard, HD95, surface distance and volumes of two label maps, overall then per label.
     Metrics(metrics::MetricsArgs),
+    /// List the ONNX models found (models/, tests/models/) and the active inference backend.
+    Models(models::ModelsArgs),
 }
 
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
@@ -55,11 +60,12 @@ pub fn run(command: Command) -> ExitCode {
         Command::Preprocess(args) => preprocess::run(args),
         Command::Segment(args) => segment::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Models(args) => models::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -43,6 +43,8 @@ pub enum SegmentTool {
     /// Morphology in millimetres on one label: dilate, erode, open, close, margin, fill holes,
     /// hollow, smooth.
     Morph(MorphArgs),
+    /// Segment with an ONNX model described by its manifest (labels + confidence maps).
+    Model(super::segment_model::SegmentModelArgs),
 }
 
 /// Where the result goes and what it is called.
@@ -200,6 +202,7 @@ pub fn run(args: SegmentArgs) -> anyhow::Result<()> {
         SegmentTool::Grow(a) => run_grow(a),
         SegmentTool::Islands(a) => run_islands(a),
         SegmentTool::Morph(a) => run_morph(a),
+        SegmentTool::Model(a) => super::segment_model::run(&a),
     }
 }
 

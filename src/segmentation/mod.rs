@@ -12,6 +12,7 @@ pub mod distance;
 pub mod gaussian;
 pub mod logical;
 pub mod metrics;
+pub mod model;
 pub mod morphology;
 pub mod region_grow;
 pub mod runs;

@@ -1,0 +1,88 @@
+//! `fuseprint bench inference`: a brainchop model on t1_crop, timed, with peak memory and Dice
+//! against the ONNX Runtime (Python) reference. Run once per backend (the engine is chosen once
+//! per process): `--backend tract`, then `--backend onnxruntime` with `ORT_DYLIB_PATH` set.
+
+use super::segment_model::override_patch;
+use crate::inference::{init_backend, BackendRequest, Manifest, ModelSession};
+use crate::jobs::JobContext;
+use crate::segmentation::model::segment_with_model;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchInferenceArgs {
+    /// The shared data folder.
+    #[arg(long, default_value = "../shared/data")]
+    pub data: PathBuf,
+    /// Manifest of the model to run (mindgrab or model20chan3cls from tests/models).
+    #[arg(long, default_value = "tests/models/mindgrab.json")]
+    pub manifest: PathBuf,
+    /// Inference engine: auto, tract, onnxruntime.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Cubic patch size (sliding window) instead of the manifest's mode.
+    #[arg(long)]
+    pub patch: Option<usize>,
+    #[arg(long, default_value_t = 0.5)]
+    pub overlap: f64,
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+pub fn run(args: &BenchInferenceArgs) -> anyhow::Result<()> {
+    let request = match &args.backend {
+        Some(b) => BackendRequest::parse(b)?,
+        None => BackendRequest::from_env()?,
+    };
+    let backend = init_backend(&request)?;
+    println!("backend: {}", backend.summary());
+    let mut manifest = Manifest::load(&args.manifest)?;
+    override_patch(&mut manifest, args.patch, args.overlap);
+    let dir = args.data.join("models/onnx_from_brainchop");
+    let ctx = JobContext::detached();
+    let image = crate::io::load_image(&dir.join("t1_crop.nii.gz"), &ctx)?;
+    let reference_name = match manifest.name.as_str() {
+        "model20chan3cls" => "model20chan3cls_on_t1_crop_labels.nii.gz",
+        _ => "mindgrab_on_t1_crop_mask.nii.gz",
+    };
+    let reference = crate::io::nifti::read_labels(&dir.join(reference_name), &ctx)?;
+    let rss_before = peak_rss_mib().unwrap_or(0.0);
+
+    let t0 = Instant::now();
+    let mut session = ModelSession::load(&manifest)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let out = segment_with_model(&image.volume, &manifest, &mut session, &ctx)?;
+    let run_s = t1.elapsed().as_secs_f64();
+    println!(
+        "{} on t1_crop {:?} ({:?}): load {load_s:.2} s, segment {run_s:.2} s, peak RSS {:.0} MiB (before model {:.0} MiB)",
+        manifest.name,
+        image.volume.dims(),
+        manifest.patch,
+        peak_rss_mib().unwrap_or(f64::NAN),
+        rss_before
+    );
+    for label in &manifest.labels {
+        let (a, b) = (out.labels.volume.data(), reference.volume.data());
+        let (mut both, mut na, mut nb) = (0usize, 0usize, 0usize);
+        for (&x, &y) in a.iter().zip(b) {
+            na += (x == label.value) as usize;
+            nb += (y == label.value) as usize;
+            both += (x == label.value && y == label.value) as usize;
+        }
+        println!(
+            "  {}: dice vs reference {:.5} ({:.1} ml vs {:.1} ml)",
+            label.name,
+            2.0 * both as f64 / (na + nb).max(1) as f64,
+            out.labels.label_volume_ml(label.value),
+            reference.label_volume_ml(label.value)
+        );
+    }
+    Ok(())
+}
