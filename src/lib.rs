@@ -7,7 +7,9 @@ pub mod jobs;
 pub mod volume;
 
 // L1
+pub mod export;
 pub mod io;
+pub mod meshing;
 
 // L6: composition roots
 pub mod app;
