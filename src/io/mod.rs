@@ -2,6 +2,8 @@
 //! RAS convention; everything it returns is LPS millimetres.
 
 mod error;
+pub mod jpeg12;
+pub mod jpegls;
 
 pub use error::IoError;
 
