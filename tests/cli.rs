@@ -116,7 +116,11 @@ fn several_series_pick_the_primary_with_a_note_or_follow_series() {
         Path::new("1"),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("10x10x15"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("10x10x15"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = run(&[
         Path::new("convert"),
@@ -155,7 +159,11 @@ fn bad_input_gives_one_line_naming_the_file() {
     std::fs::write(&lying, &lie).expect("write");
     let out = run(&[Path::new("convert"), &lying, &tmp.path().join("x.nii.gz")]);
     assert_one_line_error(&out, "lying.nii");
-    assert!(text(&out.stderr).contains("128000352"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("128000352"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let empty = tmp.path().join("empty_folder");
     std::fs::create_dir(&empty).expect("mkdir");

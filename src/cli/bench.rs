@@ -10,6 +10,8 @@ pub struct BenchArgs {
 pub enum BenchWhich {
     /// DICOM series vs .nii.gz load time and peak memory for a synthetic CT.
     Load(LoadArgs),
+    /// Isosurface, surface nets and the full mesh pipeline on a 512×512×400 phantom.
+    Mesh(super::mesh::BenchMeshArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -25,5 +27,6 @@ pub struct LoadArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         BenchWhich::Load(_a) => anyhow::bail!("not yet"),
+        BenchWhich::Mesh(a) => super::mesh::run_bench(a),
     }
 }

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod convert;
 pub mod info;
+pub mod mesh;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Measure performance (not a test): `bench load`.
     Bench(bench::BenchArgs),
+    /// Mesh an isosurface or every label into a printable model: STL, 3MF, OBJ or PLY.
+    Mesh(mesh::MeshArgs),
 }
 
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
@@ -42,6 +45,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Mesh(args) => mesh::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -174,3 +174,9 @@ pub fn file_safe(name: &str) -> String {
         s
     }
 }
+
+/// Writes a small text file (a JSON report, a summary) atomically.
+pub fn write_text(path: &Path, text: &str, overwrite: bool) -> Result<(), ExportError> {
+    use std::io::Write;
+    write_atomic(path, overwrite, |w| w.write_all(text.as_bytes()))
+}

@@ -201,20 +201,50 @@ pub fn label_surfaces(
         }
         labels.retain(|l| only.contains(l));
     }
-    let mut per_label: Vec<Vec<[u32; 3]>> = vec![Vec::new(); labels.len()];
+    // Per label, a vertex is copied once per face-connected group of that label's voxels in its
+    // cell: two voxels touching only along an edge get separate (touching) sheets instead of
+    // a non-manifold edge that slicers reject.
+    let grid = surface_nets::Grid {
+        labels: map.volume.data(),
+        dims: geometry.dims,
+    };
+    let comps = surface_nets::corner_components();
+    let mut per_label: Vec<Vec<[(u32, u8); 3]>> = vec![Vec::new(); labels.len()];
     let slot = |l: u16| labels.binary_search(&l).ok();
     for q in &net.quads {
         let v = q.v;
-        let tris = if d2(v[0], v[2]) <= d2(v[1], v[3]) {
-            [[v[0], v[1], v[2]], [v[0], v[2], v[3]]]
+        let split: [[usize; 3]; 2] = if d2(v[0], v[2]) <= d2(v[1], v[3]) {
+            [[0, 1, 2], [0, 2, 3]]
         } else {
-            [[v[0], v[1], v[3]], [v[1], v[2], v[3]]]
+            [[0, 1, 3], [1, 2, 3]]
         };
-        if let Some(s) = slot(q.a) {
-            per_label[s].extend_from_slice(&tris);
-        }
-        if let Some(s) = slot(q.b) {
-            per_label[s].extend(tris.iter().map(|t| [t[0], t[2], t[1]]));
+        for (label, voxel, reverse) in [(q.a, q.voxel, false), (q.b, step(q.voxel, q.axis), true)] {
+            let Some(s) = slot(label) else { continue };
+            let comp: [u8; 4] = q.cells().map(|c| {
+                let mut mask = 0usize;
+                for corner in 0..8 {
+                    let (dx, dy, dz) = (
+                        (corner & 1) as isize,
+                        ((corner >> 1) & 1) as isize,
+                        ((corner >> 2) & 1) as isize,
+                    );
+                    if grid.at(c[0] as isize + dx, c[1] as isize + dy, c[2] as isize + dz) == label
+                    {
+                        mask |= 1 << corner;
+                    }
+                }
+                let corner =
+                    (voxel[0] - c[0]) | ((voxel[1] - c[1]) << 1) | ((voxel[2] - c[2]) << 2);
+                comps[mask][corner as usize & 7]
+            });
+            for t in split {
+                let tri = t.map(|m| (v[m], comp[m]));
+                per_label[s].push(if reverse {
+                    [tri[0], tri[2], tri[1]]
+                } else {
+                    tri
+                });
+            }
         }
     }
     ctx.check_cancelled()?;
@@ -271,18 +301,27 @@ pub fn label_to_mesh(
         .ok_or(MeshingError::LabelNotPresent(label))
 }
 
-/// The vertices `tris` uses, renumbered from zero.
-fn gather(pos: &[[f32; 3]], mut tris: Vec<[u32; 3]>) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
-    let mut new_id: std::collections::HashMap<u32, u32> =
+fn step(v: [i32; 3], axis: u8) -> [i32; 3] {
+    let mut v = v;
+    v[axis as usize] += 1;
+    v
+}
+
+/// The vertex copies `tris` uses, renumbered from zero.
+fn gather(pos: &[[f32; 3]], tris: Vec<[(u32, u8); 3]>) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
+    let mut new_id: std::collections::HashMap<(u32, u8), u32> =
         std::collections::HashMap::with_capacity(tris.len() / 2 + 1);
     let mut out = Vec::with_capacity(tris.len() / 2 + 3);
-    for t in &mut tris {
-        for v in t.iter_mut() {
-            *v = *new_id.entry(*v).or_insert_with(|| {
-                out.push(pos[*v as usize]);
-                out.len() as u32 - 1
-            });
-        }
-    }
+    let tris = tris
+        .into_iter()
+        .map(|t| {
+            t.map(|key| {
+                *new_id.entry(key).or_insert_with(|| {
+                    out.push(pos[key.0 as usize]);
+                    out.len() as u32 - 1
+                })
+            })
+        })
+        .collect();
     (out, tris)
 }

@@ -312,6 +312,13 @@ pub fn self_intersections(mesh: &TriMesh, cap: usize) -> usize {
                 if tf.iter().any(|v| tg.contains(v)) {
                     continue;
                 }
+                // Faces meeting at coincident vertex copies (split non-manifold spots) touch
+                // by construction; that is not a crossing.
+                let pf = tf.map(|v| mesh.positions_world_mm[v as usize]);
+                let pg = tg.map(|v| mesh.positions_world_mm[v as usize]);
+                if pf.iter().any(|p| pg.contains(p)) {
+                    continue;
+                }
                 let key = (f.min(g), f.max(g));
                 if pairs.contains(&key) {
                     continue;

@@ -17,6 +17,52 @@ pub struct NetQuad {
     pub v: [u32; 4],
     pub a: u16,
     pub b: u16,
+    /// Voxel holding label `a`; label `b` is its neighbour one step along `axis`.
+    pub voxel: [i32; 3],
+    pub axis: u8,
+}
+
+impl NetQuad {
+    /// Lowest-corner voxel of the cell behind each of `v`.
+    pub fn cells(&self) -> [[i32; 3]; 4] {
+        let [i, j, k] = self.voxel;
+        match self.axis {
+            0 => [[i, j - 1, k - 1], [i, j, k - 1], [i, j, k], [i, j - 1, k]],
+            1 => [[i - 1, j, k - 1], [i - 1, j, k], [i, j, k], [i, j, k - 1]],
+            _ => [[i - 1, j - 1, k], [i, j - 1, k], [i, j, k], [i - 1, j, k]],
+        }
+    }
+}
+
+/// For each 2×2×2 occupancy mask, the face-connected component of each corner.
+pub fn corner_components() -> &'static [[u8; 8]; 256] {
+    static TABLE: std::sync::OnceLock<[[u8; 8]; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [[0u8; 8]; 256];
+        for (mask, row) in t.iter_mut().enumerate() {
+            let mut comp = [u8::MAX; 8];
+            let mut next = 0;
+            for start in 0..8 {
+                if mask & (1 << start) == 0 || comp[start] != u8::MAX {
+                    continue;
+                }
+                let mut stack = vec![start];
+                comp[start] = next;
+                while let Some(c) = stack.pop() {
+                    for bit in 0..3 {
+                        let n = c ^ (1 << bit);
+                        if mask & (1 << n) != 0 && comp[n] == u8::MAX {
+                            comp[n] = next;
+                            stack.push(n);
+                        }
+                    }
+                }
+                next += 1;
+            }
+            *row = comp.map(|c| if c == u8::MAX { 0 } else { c });
+        }
+        t
+    })
 }
 
 /// The multi-label net in voxel index coordinates.
@@ -28,14 +74,14 @@ pub struct SurfaceNet {
     pub quads: Vec<NetQuad>,
 }
 
-struct Grid<'a> {
-    labels: &'a [u16],
-    dims: [usize; 3],
+pub(crate) struct Grid<'a> {
+    pub(crate) labels: &'a [u16],
+    pub(crate) dims: [usize; 3],
 }
 
 impl Grid<'_> {
     #[inline]
-    fn at(&self, i: isize, j: isize, k: isize) -> u16 {
+    pub(crate) fn at(&self, i: isize, j: isize, k: isize) -> u16 {
         let [nx, ny, nz] = self.dims;
         if i < 0 || j < 0 || k < 0 || i >= nx as isize || j >= ny as isize || k >= nz as isize {
             0
@@ -128,9 +174,15 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
                     layer[(ci + 1) as usize + cx * (cj + 1) as usize]
                 };
                 let mut quads = Vec::new();
-                let mut push = |v: [u32; 4], a: u16, b: u16| {
+                let mut push = |v: [u32; 4], a: u16, b: u16, voxel: [isize; 3], axis: u8| {
                     if v.iter().all(|&x| x != NONE) {
-                        quads.push(NetQuad { v, a, b });
+                        quads.push(NetQuad {
+                            v,
+                            a,
+                            b,
+                            voxel: voxel.map(|x| x as i32),
+                            axis,
+                        });
                     }
                 };
                 for j in -1..ny as isize {
@@ -148,6 +200,8 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
                                     ],
                                     here_label,
                                     right,
+                                    [i, j, k],
+                                    0,
                                 );
                             }
                         }
@@ -163,6 +217,8 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
                                     ],
                                     here_label,
                                     up,
+                                    [i, j, k],
+                                    1,
                                 );
                             }
                         }
@@ -178,6 +234,8 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
                                     ],
                                     here_label,
                                     next,
+                                    [i, j, k],
+                                    2,
                                 );
                             }
                         }
