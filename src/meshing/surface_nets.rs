@@ -113,16 +113,50 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
                 let cj = cjp as isize - 1;
                 for cip in 0..cx {
                     let ci = cip as isize - 1;
+                    let interior = ci >= 0
+                        && cj >= 0
+                        && ck >= 0
+                        && (ci as usize) + 1 < nx
+                        && (cj as usize) + 1 < ny
+                        && (ck as usize) + 1 < nz;
                     let mut l = [0u16; 8];
-                    for (c, slot) in l.iter_mut().enumerate() {
-                        *slot = grid.at(
-                            ci + (c & 1) as isize,
-                            cj + ((c >> 1) & 1) as isize,
-                            ck + ((c >> 2) & 1) as isize,
-                        );
-                    }
-                    if l.iter().all(|&x| x == l[0]) {
-                        continue;
+                    if interior {
+                        // Fast path without bounds checks per corner: most cells are uniform.
+                        let o = ci as usize + nx * (cj as usize + ny * ck as usize);
+                        let (sx, sy) = (nx, nx * ny);
+                        let d = grid.labels;
+                        let first = d[o];
+                        if d[o + 1] == first
+                            && d[o + sx] == first
+                            && d[o + sx + 1] == first
+                            && d[o + sy] == first
+                            && d[o + sy + 1] == first
+                            && d[o + sy + sx] == first
+                            && d[o + sy + sx + 1] == first
+                        {
+                            continue;
+                        }
+                        l = [
+                            first,
+                            d[o + 1],
+                            d[o + sx],
+                            d[o + sx + 1],
+                            d[o + sy],
+                            d[o + sy + 1],
+                            d[o + sy + sx],
+                            d[o + sy + sx + 1],
+                        ];
+                    } else {
+                        for (c, slot) in l.iter_mut().enumerate() {
+                            *slot = grid.at(
+                                ci + (c & 1) as isize,
+                                cj + ((c >> 1) & 1) as isize,
+                                ck + ((c >> 2) & 1) as isize,
+                            );
+                        }
+                        if l.iter().all(|&x| x == l[0]) {
+                            continue;
+                        }
                     }
                     let mut sum = [0.0f32; 3];
                     let mut count = 0.0f32;
@@ -188,6 +222,22 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
                 for j in -1..ny as isize {
                     for i in -1..nx as isize {
                         let here_label = grid.at(i, j, k);
+                        if i >= 0
+                            && j >= 0
+                            && k >= 0
+                            && (i as usize) + 1 < nx
+                            && (j as usize) + 1 < ny
+                            && (k as usize) + 1 < nz
+                        {
+                            let o = i as usize + nx * (j as usize + ny * k as usize);
+                            let d = grid.labels;
+                            if d[o + 1] == here_label
+                                && d[o + nx] == here_label
+                                && d[o + nx * ny] == here_label
+                            {
+                                continue;
+                            }
+                        }
                         if k >= 0 && j >= 0 {
                             let right = grid.at(i + 1, j, k);
                             if right != here_label {
