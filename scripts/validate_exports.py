@@ -57,20 +57,19 @@ def validate_mesh_file(path, per_part_closed=True):
 
 
 def validate_colours(path, parts):
+    """OBJ: each part's material has a diffuse colour; PLY: vertex colours present."""
     coloured = 0
     for name, m in parts:
         vis = m.visual
-        try:
-            if vis.kind == "vertex":
-                c = vis.vertex_colors
-            elif vis.kind == "face":
-                c = vis.face_colors
-            else:
-                c = vis.to_color().vertex_colors if hasattr(vis, "to_color") else None
-        except Exception:  # material without colour
-            c = None
-        if c is not None and len(c) and not np.all(c[:, :3] == c[0, :3]) or (c is not None and len(c) and tuple(c[0, :3]) != (102, 102, 102)):
+        if vis.kind == "vertex" and len(vis.vertex_colors):
             coloured += 1
+        elif getattr(vis, "material", None) is not None:
+            mat = vis.material
+            diffuse = getattr(mat, "diffuse", None)
+            if diffuse is None and hasattr(mat, "main_color"):
+                diffuse = mat.main_color
+            if diffuse is not None:
+                coloured += 1
     check(coloured == len(parts), f"{path}: {coloured}/{len(parts)} parts carry a colour")
 
 
@@ -103,6 +102,12 @@ def validate_3mf(path):
         count += 1
         has_prop, res_id, _ = o.GetObjectLevelProperty()
         check(has_prop, f"lib3mf: object '{o.GetName()}' has a material ({o.GetTriangleCount()} triangles)")
+    comps = model.GetComponentsObjects()
+    assemblies = 0
+    while comps.MoveNext():
+        assemblies += 1
+    check(assemblies == 1, "lib3mf: one assembly object groups the tissues")
+    count += assemblies
     check(count > 0, f"lib3mf reads {count} objects")
     groups = model.GetColorGroups()
     n = 0
@@ -113,7 +118,7 @@ def validate_3mf(path):
     while bases.MoveNext():
         g = bases.GetCurrentBaseMaterialGroup()
         b += g.GetCount()
-    check(n >= 1 and b == count, f"lib3mf: {n} colour group(s), {b} base materials")
+    check(n >= 1 and b == count - 1, f"lib3mf: {n} colour group(s), {b} base materials for {count - 1} tissues + 1 assembly")
 
 
 def slice_with_prusa(path):
@@ -161,7 +166,7 @@ def main():
         ext = f.rsplit(".", 1)[-1].lower()
         merged = ext in ("stl", "ply") and not os.path.basename(f).startswith("parts_")
         parts = validate_mesh_file(f, per_part_closed=not merged)
-        if ext in ("obj", "ply", "3mf"):
+        if ext in ("obj", "ply"):
             validate_colours(f, parts)
         if ext == "3mf":
             validate_3mf(f)

@@ -10,6 +10,14 @@ pub mod volume;
 pub mod export;
 pub mod io;
 pub mod meshing;
+// Synthetic data built from core types (used by the app and by tests of later layers).
+pub mod sample;
+
+// L3
+pub mod document;
+
+// L5
+pub mod ui;
 
 // L6: composition roots
 pub mod app;

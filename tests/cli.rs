@@ -54,6 +54,7 @@ fn info_lists_series_and_skipped_files() {
     let out = run(&[Path::new("info"), Path::new("--json"), &dir]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["series"][0]["slice_count"], 28);
+    assert!(json["series"][0]["world_from_voxel"][2][3].is_number());
 
     let nii = data.join("totalsegmentator/example_ct_sm.nii.gz");
     let out = run(&[Path::new("info"), Path::new("--json"), &nii]);

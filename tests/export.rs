@@ -183,6 +183,7 @@ fn threemf_has_objects_colours_units_and_slicer_sidecars() {
     let mut bases = Vec::new();
     let mut colours = Vec::new();
     let mut items = 0;
+    let mut components = 0;
     let mut description = String::new();
     let mut in_description = false;
     loop {
@@ -191,7 +192,7 @@ fn threemf_has_objects_colours_units_and_slicer_sidecars() {
                 "model" => unit = attr(&e, "unit"),
                 "object" => objects.push((
                     attr(&e, "name").expect("name"),
-                    attr(&e, "pindex").expect("pindex"),
+                    attr(&e, "pindex").unwrap_or_default(),
                     vec![],
                     vec![],
                 )),
@@ -211,6 +212,7 @@ fn threemf_has_objects_colours_units_and_slicer_sidecars() {
                 )),
                 "m:color" => colours.push(attr(&e, "color").expect("c")),
                 "item" => items += 1,
+                "component" => components += 1,
                 "metadata" => in_description = attr(&e, "name").as_deref() == Some("Description"),
                 _ => {}
             },
@@ -225,8 +227,12 @@ fn threemf_has_objects_colours_units_and_slicer_sidecars() {
         description.contains("LPS") && description.contains("synthetic phantom"),
         "{description}"
     );
-    assert_eq!(objects.len(), parts.len());
-    assert_eq!(items, parts.len());
+    // One mesh object per tissue plus the assembly that groups them (the one build item).
+    assert_eq!(objects.len(), parts.len() + 1);
+    assert_eq!(objects.last().map(|o| o.2.len()), Some(0));
+    objects.pop();
+    assert_eq!(items, 1);
+    assert_eq!(components, parts.len());
     assert_eq!(bases.len(), parts.len());
     assert_eq!(colours.len(), parts.len());
     for (i, (name, pindex, v, t)) in objects.iter().enumerate() {
@@ -246,13 +252,20 @@ fn threemf_has_objects_colours_units_and_slicer_sidecars() {
     assert_eq!(colours[2], "#FF69B4FF");
     let prusa = zip_text(&path, "Metadata/Slic3r_PE_model.config");
     let bambu = zip_text(&path, "Metadata/model_settings.config");
+    let mut first = 0;
     for (i, p) in parts.iter().enumerate() {
         let fill = format!(
             r#"key="fill_density" value="{}%""#,
             p.profile.infill_percent
         );
         assert_eq!(prusa.matches(&fill).count(), parts.len(), "{prusa}");
-        assert!(prusa.contains(&format!(r#"lastid="{}""#, p.mesh.face_count() - 1)));
+        // Volumes cover consecutive triangle ranges of the assembly, in part order.
+        let last = first + p.mesh.face_count() - 1;
+        assert!(
+            prusa.contains(&format!(r#"firstid="{first}" lastid="{last}""#)),
+            "{prusa}"
+        );
+        first = last + 1;
         assert!(bambu.contains(&format!(
             r#"key="sparse_infill_density" value="{}%""#,
             p.profile.infill_percent

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub struct InfoArgs {
     /// A DICOM folder or file, or a .nii / .nii.gz file.
     pub path: PathBuf,
-    /// Print JSON (rows, skipped files, and for NIfTI the LPS world_from_voxel affine).
+    /// Print JSON: rows (each with its LPS world_from_voxel affine) and skipped files.
     #[arg(long)]
     pub json: bool,
 }
@@ -28,6 +28,19 @@ pub struct SeriesRow {
     /// DICOM transfer syntax, or the NIfTI version and which header fields placed it.
     pub transfer_syntax: String,
     pub warnings: Vec<String>,
+    /// 4×4 row-major voxel index → LPS millimetres, as the volume will load.
+    pub world_from_voxel: Option<[[f64; 4]; 4]>,
+}
+
+fn affine_rows(g: &crate::volume::VolumeGeometry) -> [[f64; 4]; 4] {
+    let m = g.world_from_voxel();
+    let mut rows = [[0.0; 4]; 4];
+    for (r, row) in rows.iter_mut().enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = m[(r, c)];
+        }
+    }
+    rows
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,13 +88,7 @@ fn describe_nifti(
 ) -> Result<InfoReport, io::IoError> {
     let img = nifti::read_nifti(path, ctx)?;
     let g = img.image.volume.geometry();
-    let m = g.world_from_voxel();
-    let mut affine = [[0.0; 4]; 4];
-    for (r, row) in affine.iter_mut().enumerate() {
-        for (c, v) in row.iter_mut().enumerate() {
-            *v = m[(r, c)];
-        }
-    }
+    let affine = affine_rows(g);
     let row = SeriesRow {
         index: 0,
         uid: String::new(),
@@ -98,6 +105,7 @@ fn describe_nifti(
             img.affine_source.name()
         ),
         warnings: img.image.meta.warnings.clone(),
+        world_from_voxel: Some(affine),
     };
     Ok(InfoReport {
         path: path.display().to_string(),
@@ -142,6 +150,7 @@ fn describe_dicom(
                 slice_count: s.slice_count,
                 transfer_syntax: s.transfer_syntax.clone(),
                 warnings,
+                world_from_voxel: s.geometry().ok().map(|g| affine_rows(&g)),
             }
         })
         .collect();

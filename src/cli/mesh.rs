@@ -285,6 +285,13 @@ fn phantom(dims: [usize; 3]) -> anyhow::Result<(Volume<f32>, LabelMap)> {
     Ok((ct, LabelMap::new(labels, table)))
 }
 
+/// CPU seconds used since `since` (all threads): on a shared machine wall time overstates work.
+fn cpu_since(since: f64) -> f64 {
+    crate::io::cpu_seconds()
+        .map(|c| c - since)
+        .unwrap_or(f64::NAN)
+}
+
 pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let dims = [args.dims[0], args.dims[1], args.dims[2]];
     let threads = rayon::current_num_threads();
@@ -299,7 +306,9 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let voxels = ct.data().len() as f64;
 
     let t = Instant::now();
+    let cpu = crate::io::cpu_seconds().unwrap_or(0.0);
     let iso = meshing::isosurface(&ct, 200.0, &ctx)?;
+    println!("  (CPU {:.3} s)", cpu_since(cpu));
     let dt = t.elapsed().as_secs_f64();
     let c = meshing::check(&iso);
     println!(
@@ -312,7 +321,9 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     drop(iso);
 
     let t = Instant::now();
+    let cpu = crate::io::cpu_seconds().unwrap_or(0.0);
     let net = meshing::surface_nets::surface_net(&map.volume, &ctx)?;
+    println!("  (CPU {:.3} s)", cpu_since(cpu));
     let dt = t.elapsed().as_secs_f64();
     println!(
         "surface nets, 9 labels: {dt:.3} s, {} vertices, {} quads (VTK 0.70 s, target ≤ 0.35 s)",
@@ -345,6 +356,7 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("bench.stl");
     let t = Instant::now();
+    let cpu = crate::io::cpu_seconds().unwrap_or(0.0);
     let params = MeshingParams {
         smooth: Some(SmoothParams {
             max_offset_voxels: None,
@@ -369,6 +381,7 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         &ExportOptions::default(),
     )?;
     let dt = t.elapsed().as_secs_f64();
+    println!("  (CPU {:.3} s)", cpu_since(cpu));
     let c = meshing::check(&part.mesh);
     println!(
         "extract + Taubin smooth + QEM decimate to {} + STL write: {dt:.3} s (mesh {t_mesh:.3} s), {} faces, watertight {}, manifold {}, self-intersecting pairs {} (VTK 3.3 s, target ≤ 1.65 s)",
@@ -391,6 +404,12 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         acc.volume_difference_percent,
         t.elapsed().as_secs_f64()
     );
-    println!("peak memory: run under `/usr/bin/time -v` (Maximum resident set size)");
+    match crate::io::peak_rss_bytes() {
+        Some(b) => println!(
+            "peak memory (VmHWM): {:.0} MiB",
+            b as f64 / (1 << 20) as f64
+        ),
+        None => println!("peak memory: unavailable on this platform"),
+    }
     Ok(())
 }

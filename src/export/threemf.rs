@@ -26,10 +26,16 @@ fn hex(c: crate::volume::Rgba) -> String {
     format!("#{r:02X}{g:02X}{b:02X}{a:02X}")
 }
 
-/// Object ids: materials take 1 and 2, parts start at 3.
+/// Object ids: materials take 1 and 2, parts start at 3, the assembly comes last.
 fn object_id(index: usize) -> usize {
     index + 3
 }
+
+fn assembly_id(part_count: usize) -> usize {
+    object_id(part_count)
+}
+
+const ASSEMBLY_NAME: &str = "fuseprint model";
 
 fn model_xml(
     parts: &[&ExportPart],
@@ -116,104 +122,95 @@ fn model_xml(
         }
         writeln!(w, "    </triangles>\n   </mesh>\n  </object>")?;
     }
-    writeln!(w, " </resources>\n <build>")?;
+    // The tissues are components of one assembly object: slicers load it as one object with
+    // one part (volume) per tissue, registered to each other and printed together.
+    writeln!(
+        w,
+        r#"  <object id="{}" type="model" name="{}">"#,
+        assembly_id(parts.len()),
+        escape(ASSEMBLY_NAME)
+    )?;
+    writeln!(w, "   <components>")?;
     for i in 0..parts.len() {
-        writeln!(
-            w,
-            r#"  <item objectid="{}" transform="1 0 0 0 1 0 0 0 1 {} {} {}" printable="1"/>"#,
-            object_id(i),
-            -lo[0],
-            -lo[1],
-            -lo[2]
-        )?;
+        writeln!(w, r#"    <component objectid="{}"/>"#, object_id(i))?;
     }
+    writeln!(w, "   </components>\n  </object>")?;
+    writeln!(w, " </resources>\n <build>")?;
+    writeln!(
+        w,
+        r#"  <item objectid="{}" transform="1 0 0 0 1 0 0 0 1 {} {} {}" printable="1"/>"#,
+        assembly_id(parts.len()),
+        -lo[0],
+        -lo[1],
+        -lo[2]
+    )?;
     writeln!(w, " </build>\n</model>")
 }
 
-/// PrusaSlicer's per-object settings (`Format/3mf.cpp`: `config/object/metadata`, volumes by
-/// triangle range).
+/// PrusaSlicer's settings (`Format/3mf.cpp`: `config/object/volume` by triangle range over
+/// the object's concatenated components; volume metadata other than name/type are per-part
+/// config overrides).
 fn prusa_config(parts: &[&ExportPart]) -> String {
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config>\n");
-    for (i, p) in parts.iter().enumerate() {
+    let _ = writeln!(
+        s,
+        r#" <object id="{}" instances_count="1">"#,
+        assembly_id(parts.len())
+    );
+    let _ = writeln!(
+        s,
+        r#"  <metadata type="object" key="name" value="{ASSEMBLY_NAME}"/>"#
+    );
+    let mut first = 0usize;
+    for p in parts {
         let name = escape(p.name.as_str());
-        let _ = writeln!(s, r#" <object id="{}" instances_count="1">"#, object_id(i));
-        let _ = writeln!(
-            s,
-            r#"  <metadata type="object" key="name" value="{name}"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"  <metadata type="object" key="extruder" value="{}"/>"#,
-            p.profile.extruder
-        );
-        let _ = writeln!(
-            s,
-            r#"  <metadata type="object" key="fill_density" value="{}%"/>"#,
-            p.profile.infill_percent
-        );
-        let _ = writeln!(
-            s,
-            r#"  <metadata type="object" key="perimeters" value="{}"/>"#,
-            p.profile.wall_count
-        );
-        let _ = writeln!(
-            s,
-            r#"  <volume firstid="0" lastid="{}">"#,
-            p.mesh.face_count().saturating_sub(1)
-        );
-        let _ = writeln!(
-            s,
-            r#"   <metadata type="volume" key="name" value="{name}"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"   <metadata type="volume" key="volume_type" value="ModelPart"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"   <metadata type="volume" key="extruder" value="{}"/>"#,
-            p.profile.extruder
-        );
-        s.push_str("  </volume>\n </object>\n");
+        let last = first + p.mesh.face_count().saturating_sub(1);
+        let _ = writeln!(s, r#"  <volume firstid="{first}" lastid="{last}">"#);
+        let meta = [
+            ("name", name.to_string()),
+            ("volume_type", "ModelPart".to_string()),
+            ("extruder", p.profile.extruder.to_string()),
+            ("fill_density", format!("{}%", p.profile.infill_percent)),
+            ("perimeters", p.profile.wall_count.to_string()),
+        ];
+        for (k, v) in meta {
+            let _ = writeln!(s, r#"   <metadata type="volume" key="{k}" value="{v}"/>"#);
+        }
+        s.push_str("  </volume>\n");
+        first = last + 1;
     }
-    s.push_str("</config>\n");
+    s.push_str(" </object>\n</config>\n");
     s
 }
 
-/// Bambu Studio / OrcaSlicer per-object settings (`bbs_3mf.cpp`: `config/object/metadata`,
-/// `part` with `subtype`).
+/// Bambu Studio / OrcaSlicer settings (`bbs_3mf.cpp`: `config/object` with one `part` per
+/// component, each with its own extruder and infill).
 fn bambu_config(parts: &[&ExportPart]) -> String {
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config>\n");
+    let _ = writeln!(s, r#"  <object id="{}">"#, assembly_id(parts.len()));
+    let _ = writeln!(s, r#"    <metadata key="name" value="{ASSEMBLY_NAME}"/>"#);
     for (i, p) in parts.iter().enumerate() {
         let name = escape(p.name.as_str());
-        let id = object_id(i);
-        let _ = writeln!(s, r#"  <object id="{id}">"#);
-        let _ = writeln!(s, r#"    <metadata key="name" value="{name}"/>"#);
         let _ = writeln!(
             s,
-            r#"    <metadata key="extruder" value="{}"/>"#,
-            p.profile.extruder
+            r#"    <part id="{}" subtype="normal_part">"#,
+            object_id(i)
         );
-        let _ = writeln!(
-            s,
-            r#"    <metadata key="sparse_infill_density" value="{}%"/>"#,
-            p.profile.infill_percent
-        );
-        let _ = writeln!(
-            s,
-            r#"    <metadata key="wall_loops" value="{}"/>"#,
-            p.profile.wall_count
-        );
-        let _ = writeln!(s, r#"    <part id="{id}" subtype="normal_part">"#);
-        let _ = writeln!(s, r#"      <metadata key="name" value="{name}"/>"#);
-        let _ = writeln!(
-            s,
-            r#"      <metadata key="extruder" value="{}"/>"#,
-            p.profile.extruder
-        );
-        s.push_str("    </part>\n  </object>\n");
+        let meta = [
+            ("name", name.to_string()),
+            ("extruder", p.profile.extruder.to_string()),
+            (
+                "sparse_infill_density",
+                format!("{}%", p.profile.infill_percent),
+            ),
+            ("wall_loops", p.profile.wall_count.to_string()),
+        ];
+        for (k, v) in meta {
+            let _ = writeln!(s, r#"      <metadata key="{k}" value="{v}"/>"#);
+        }
+        s.push_str("    </part>\n");
     }
-    s.push_str("</config>\n");
+    s.push_str("  </object>\n</config>\n");
     s
 }
 

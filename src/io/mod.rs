@@ -5,6 +5,7 @@
 //! files and folders, whatever they are called.
 
 pub mod atomic;
+pub mod browse;
 pub mod dicom;
 mod error;
 pub mod jpeg12;
@@ -188,4 +189,31 @@ impl NiftiSource for Volume<f32> {
 /// Writes `.nii` or `.nii.gz` atomically; refuses an existing file unless `overwrite`.
 pub fn save_nifti(path: &Path, image: &impl NiftiSource, overwrite: bool) -> Result<(), IoError> {
     nifti::write_nifti(path, image.volume(), image.description(), overwrite)
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), for benchmarks.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU seconds (user + system) this process has used so far (Linux), for benchmarks
+/// on a shared machine where wall time depends on the neighbours.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux target we build for.
+    Some((utime + stime) / 100.0)
+}
+
+/// The 1/5/15-minute load averages (Linux), so benchmark reports can say how busy the machine was.
+pub fn load_average() -> Result<String, std::io::Error> {
+    let s = std::fs::read_to_string("/proc/loadavg")?;
+    Ok(s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }

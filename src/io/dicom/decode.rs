@@ -16,15 +16,20 @@ use dicom_pixeldata::PixelDecoder;
 use rayon::prelude::*;
 
 use super::header::{error_chain, open_dicom, DicomFrame};
-use super::syntax::{is_native, transfer_syntax_name};
+use super::syntax::{is_native, own_codec, transfer_syntax_name, OwnCodec};
 use super::SeriesInfo;
-use crate::io::IoError;
+use crate::io::{jpeg12, jpegls, IoError};
 use crate::jobs::JobContext;
 
 pub(crate) fn decode_series(info: &SeriesInfo, ctx: &JobContext) -> Result<Vec<f32>, IoError> {
     let [nx, ny, _] = info.layout.dims;
     let slice_len = nx * ny;
     let acquired = info.frames.len();
+    if let [frame] = info.frames.as_slice() {
+        if let Some(m) = frame.mosaic_info.as_ref() {
+            return decode_mosaic(frame, m.slices as usize, slice_len, info, ctx);
+        }
+    }
     let mut buffer = vec![0f32; slice_len * acquired];
     let done = AtomicUsize::new(0);
     let report = || {
@@ -37,10 +42,12 @@ pub(crate) fn decode_series(info: &SeriesInfo, ctx: &JobContext) -> Result<Vec<f
         buffer
             .par_chunks_mut(slice_len)
             .zip(info.frames.par_iter())
-            .try_for_each(|(out, frame)| {
+            .try_for_each_init(Vec::new, |scratch, (out, frame)| {
                 ctx.check_cancelled()?;
-                let obj = open_dicom(&frame.path, true)?;
-                decode_frame(&obj, frame, out)?;
+                if !read_native_tail(frame, out, scratch)? {
+                    let obj = open_dicom(&frame.path, true)?;
+                    decode_frame(&obj, frame, out)?;
+                }
                 report();
                 Ok::<(), IoError>(())
             })?;
@@ -87,6 +94,110 @@ pub(crate) fn decode_series(info: &SeriesInfo, ctx: &JobContext) -> Result<Vec<f
                     *d = x + (y - x) * w;
                 }
             }
+        });
+    Ok(out)
+}
+
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+
+/// Fast path for the common uncompressed little-endian file whose last element is Pixel Data:
+/// read just the pixel bytes from the end of the file and convert them, with no DICOM parse.
+/// `Ok(false)` when the file does not have that layout (the caller then parses it fully).
+fn read_native_tail(
+    frame: &DicomFrame,
+    out: &mut [f32],
+    scratch: &mut Vec<u8>,
+) -> Result<bool, IoError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let ts = frame.transfer_syntax_uid.as_str();
+    let explicit = match ts {
+        EXPLICIT_VR_LE => true,
+        IMPLICIT_VR_LE => false,
+        _ => return Ok(false),
+    };
+    if frame.frames_in_file != 1 || !matches!(frame.bits_allocated, 8 | 16 | 32) {
+        return Ok(false);
+    }
+    let value_len =
+        out.len() * frame.samples_per_pixel as usize * frame.bits_allocated as usize / 8;
+    let padded = value_len + (value_len & 1);
+    let header_len = if explicit { 12 } else { 8 };
+    let mut file = std::fs::File::open(&frame.path).map_err(|e| IoError::os(&frame.path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| IoError::os(&frame.path, e))?
+        .len() as usize;
+    if file_len < padded + header_len + 132 || padded > u32::MAX as usize {
+        return Ok(false);
+    }
+    let start = file_len - padded - header_len;
+    file.seek(SeekFrom::Start(start as u64))
+        .map_err(|e| IoError::os(&frame.path, e))?;
+    // Reused per worker thread: a fresh 0.5 MB buffer per slice costs page faults.
+    scratch.resize(padded + header_len, 0);
+    let buf = scratch.as_mut_slice();
+    file.read_exact(buf)
+        .map_err(|e| IoError::os(&frame.path, e))?;
+    let tag_ok = buf[0..4] == [0xE0, 0x7F, 0x10, 0x00];
+    let len_field = if explicit { &buf[8..12] } else { &buf[4..8] };
+    let vr_ok = !explicit || &buf[4..6] == b"OW" || &buf[4..6] == b"OB";
+    if !tag_ok || !vr_ok || len_field != (padded as u32).to_le_bytes() {
+        return Ok(false);
+    }
+    let format = sample_format(frame);
+    convert(
+        &Samples::Bytes(&buf[header_len..header_len + value_len]),
+        &format,
+        0,
+        frame.samples_per_pixel as usize,
+        frame.planar_configuration,
+        frame.photometric.starts_with("YBR"),
+        out,
+    )
+    .map_err(|reason| IoError::Corrupt {
+        path: frame.path.clone(),
+        reason,
+    })?;
+    Ok(true)
+}
+
+fn sample_format(frame: &DicomFrame) -> SampleFormat {
+    let invert = frame.photometric.eq_ignore_ascii_case("MONOCHROME1")
+        && !frame.modality.eq_ignore_ascii_case("CT");
+    SampleFormat {
+        bits_allocated: frame.bits_allocated,
+        bits_stored: frame.bits_stored,
+        shift: (frame.high_bit + 1).saturating_sub(frame.bits_stored) as u32,
+        signed: frame.pixel_representation == 1,
+        invert,
+        slope: frame.rescale_slope as f32,
+        intercept: frame.rescale_intercept as f32,
+    }
+}
+
+/// Decodes the whole mosaic image once, then cuts its tiles into slices.
+fn decode_mosaic(
+    frame: &DicomFrame,
+    slices: usize,
+    slice_len: usize,
+    info: &SeriesInfo,
+    ctx: &JobContext,
+) -> Result<Vec<f32>, IoError> {
+    let (cols, rows) = (frame.cols as usize, frame.rows as usize);
+    let mut mosaic = vec![0f32; cols * rows];
+    if !read_native_tail(frame, &mut mosaic, &mut Vec::new())? {
+        let obj = open_dicom(&frame.path, true)?;
+        decode_frame(&obj, frame, &mut mosaic)?;
+    }
+    ctx.check_cancelled()?;
+    let [tile_cols, tile_rows, _] = info.layout.dims;
+    let m = super::mosaic::tiles_per_side(slices as u32) as usize;
+    let mut out = vec![0f32; slice_len * slices];
+    out.par_chunks_mut(slice_len)
+        .enumerate()
+        .for_each(|(k, dst)| {
+            super::mosaic::copy_tile(&mosaic, cols, tile_cols, tile_rows, m, k, dst)
         });
     Ok(out)
 }
@@ -159,17 +270,7 @@ fn decode_frame(
         path: frame.path.clone(),
         reason,
     };
-    let invert = frame.photometric.eq_ignore_ascii_case("MONOCHROME1")
-        && !frame.modality.eq_ignore_ascii_case("CT");
-    let mut format = SampleFormat {
-        bits_allocated: frame.bits_allocated,
-        bits_stored: frame.bits_stored,
-        shift: (frame.high_bit + 1).saturating_sub(frame.bits_stored) as u32,
-        signed: frame.pixel_representation == 1,
-        invert,
-        slope: frame.rescale_slope as f32,
-        intercept: frame.rescale_intercept as f32,
-    };
+    let mut format = sample_format(frame);
     let pixels = frame.rows as usize * frame.cols as usize;
     if out.len() != pixels {
         return Err(corrupt(format!(
@@ -208,6 +309,42 @@ fn decode_frame(
         .map_err(corrupt);
     }
 
+    // Decoders hand back right-aligned stored values: HighBit no longer applies.
+    format.shift = 0;
+    if let Some(codec) = own_codec(&frame.transfer_syntax_uid) {
+        let Value::PixelSequence(seq) = element.value() else {
+            return Err(corrupt(
+                "compressed syntax but pixel data is not encapsulated".to_string(),
+            ));
+        };
+        let stream =
+            frame_stream(seq.fragments(), frame.frame, frame.frames_in_file).ok_or_else(|| {
+                corrupt(format!(
+                    "cannot find the compressed stream of frame {}",
+                    frame.frame
+                ))
+            })?;
+        let name = transfer_syntax_name(&frame.transfer_syntax_uid);
+        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| match codec {
+            OwnCodec::JpegLs => jpegls::decode(&stream)
+                .map(|img| (img.width, img.height, img.samples))
+                .map_err(|e| e.to_string()),
+            OwnCodec::JpegExtended => jpeg12::decode(&stream)
+                .map(|img| (img.width, img.height, img.samples))
+                .map_err(|e| e.to_string()),
+        }))
+        .map_err(|_| corrupt(format!("the {name} decoder panicked")))?
+        .map_err(|e| corrupt(format!("cannot decode {name}: {e}")))?;
+        let (width, height, samples) = decoded;
+        if width != frame.cols as usize || height != frame.rows as usize {
+            return Err(corrupt(format!(
+                "{name} stream is {width}×{height}, the header says {}×{}",
+                frame.cols, frame.rows
+            )));
+        }
+        format.bits_allocated = 16;
+        return convert(&Samples::U16(&samples), &format, 0, 1, 0, false, out).map_err(corrupt);
+    }
     let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
         obj.decode_pixel_data_frame(frame.frame)
     }))
@@ -256,6 +393,26 @@ fn decode_frame(
         out,
     )
     .map_err(corrupt)
+}
+
+/// The compressed bytes of one frame: fragments are grouped by the JPEG start-of-image
+/// marker that opens each frame (robust to missing or wrong offset tables).
+fn frame_stream(fragments: &[Vec<u8>], frame: u32, frames_in_file: u32) -> Option<Vec<u8>> {
+    let mut groups: Vec<Vec<u8>> = Vec::new();
+    for f in fragments {
+        let starts_frame = f.len() >= 2 && f[0] == 0xFF && f[1] == 0xD8;
+        match groups.last_mut() {
+            Some(g) if !starts_frame => g.extend_from_slice(f),
+            _ => groups.push(f.clone()),
+        }
+    }
+    if groups.len() == frames_in_file as usize {
+        return groups.into_iter().nth(frame as usize);
+    }
+    if frames_in_file == 1 {
+        return Some(fragments.concat());
+    }
+    None
 }
 
 fn primitive_samples(p: &PrimitiveValue) -> Option<Samples<'_>> {
@@ -328,6 +485,43 @@ fn convert(
                     *o = format.value(r as u32);
                 }
             }
+            (Samples::Bytes(b), 16) if !format.invert => {
+                // Branch-free form of `SampleFormat::value` for 16-bit samples, so it vectorises:
+                // shift the stored bits to the top, then arithmetic/logical shift them down.
+                let bytes = &b[2 * offset..2 * (offset + pixels)];
+                let high = (format.shift + format.bits_stored as u32).min(16);
+                let up = 16 - high;
+                let down = 16 - format.bits_stored.min(16) as u32;
+                let (slope, intercept) = (format.slope, format.intercept);
+                let words: Option<&[u16]> = if cfg!(target_endian = "little") {
+                    bytemuck::try_cast_slice(bytes).ok()
+                } else {
+                    None
+                };
+                if let Some(words) = words {
+                    if format.signed {
+                        for (o, &r) in out.iter_mut().zip(words) {
+                            *o = (((r << up) as i16) >> down) as f32 * slope + intercept;
+                        }
+                    } else {
+                        for (o, &r) in out.iter_mut().zip(words) {
+                            *o = ((r << up) >> down) as f32 * slope + intercept;
+                        }
+                    }
+                } else if format.signed {
+                    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                        let r = u16::from_le_bytes([c[0], c[1]]);
+                        let v = ((r << up) as i16) >> down;
+                        *o = v as f32 * slope + intercept;
+                    }
+                } else {
+                    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                        let r = u16::from_le_bytes([c[0], c[1]]);
+                        let v = (r << up) >> down;
+                        *o = v as f32 * slope + intercept;
+                    }
+                }
+            }
             (Samples::Bytes(b), 16) => {
                 let bytes = &b[2 * offset..2 * (offset + pixels)];
                 for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
@@ -392,6 +586,34 @@ mod tests {
         f.slope = 2.0;
         f.intercept = -1024.0;
         assert_eq!(f.value(0x0AB0), 0xAB as f32 * 2.0 - 1024.0);
+    }
+
+    #[test]
+    fn fast_16_bit_path_matches_the_general_one() {
+        for (bs, hb, signed) in [
+            (16, 15, true),
+            (12, 11, true),
+            (12, 11, false),
+            (8, 11, false),
+            (10, 13, true),
+        ] {
+            let f = SampleFormat {
+                slope: 1.5,
+                intercept: -7.0,
+                ..fmt(bs, hb, signed, false)
+            };
+            let raw: Vec<u16> = (0..=u16::MAX).step_by(37).collect();
+            let bytes: Vec<u8> = raw.iter().flat_map(|r| r.to_le_bytes()).collect();
+            let mut out = vec![0f32; raw.len()];
+            convert(&Samples::Bytes(&bytes), &f, 0, 1, 0, false, &mut out).expect("fits");
+            for (r, o) in raw.iter().zip(&out) {
+                assert_eq!(
+                    *o,
+                    f.value(*r as u32),
+                    "bs {bs} hb {hb} signed {signed} raw {r:#x}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -152,7 +152,14 @@ pub fn plan_stack(
         (sources, n, step)
     } else {
         let span = s[n - 1] - s[0];
-        let nk = ((span / median_step).round() as usize).max(1) + 1;
+        // Resample at the finest acquired step so no acquired detail is lost, unless one
+        // tiny step would blow the volume up; then at the median step.
+        let grid_step = if span / min_step + 1.0 <= 8.0 * n as f64 {
+            min_step
+        } else {
+            median_step
+        };
+        let nk = ((span / grid_step).round() as usize).max(1) + 1;
         let step = span / (nk - 1) as f64;
         let mut sources = Vec::with_capacity(nk);
         let mut a = 0;
@@ -181,29 +188,33 @@ pub fn plan_stack(
                 weight,
             });
         }
-        let gaps: Vec<String> = steps
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| **d > 1.5 * median_step)
-            .map(|(i, d)| {
-                format!(
-                    "{:.1} mm after slice {} (about {} missing)",
-                    d,
-                    i,
-                    ((d / median_step).round() as usize).saturating_sub(1)
-                )
-            })
-            .collect();
-        if !gaps.is_empty() {
+        // Steps that are whole multiples of the usual step are missing slices; anything else
+        // is a variable-spacing protocol.
+        let multiple = |d: f64| {
+            let m = (d / median_step).round();
+            m >= 1.0 && (d - m * median_step).abs() <= tolerance * m
+        };
+        if steps.iter().all(|d| multiple(*d)) {
+            let gaps: Vec<String> = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| (**d / median_step).round() >= 2.0)
+                .map(|(i, d)| {
+                    format!(
+                        "{} missing after slice {i} ({d:.2} mm gap)",
+                        (d / median_step).round() as usize - 1
+                    )
+                })
+                .collect();
             warnings.push(format!(
-                "missing slices: {} gap(s): {}; filled by linear interpolation",
-                gaps.len(),
+                "missing slices: {}; the gaps are filled by linear interpolation ({nk} slices every {step:.3} mm)",
                 gaps.join(", ")
             ));
+        } else {
+            warnings.push(format!(
+                "irregular slice spacing ({min_step:.3}..{max_step:.3} mm along the normal): {n} acquired slices resampled to {nk} slices every {step:.3} mm by linear interpolation between neighbouring slices"
+            ));
         }
-        warnings.push(format!(
-            "irregular slice spacing ({min_step:.3}..{max_step:.3} mm along the normal): {n} acquired slices resampled to {nk} slices every {step:.3} mm by linear interpolation between neighbouring slices"
-        ));
         (sources, nk, step)
     };
 
@@ -309,6 +320,16 @@ mod tests {
         assert_eq!(l.sources[4].lower, 3);
         assert_eq!(l.sources[4].weight, 0.0);
         assert!(l.warnings.iter().any(|w| w.contains("missing slices")));
+        // Variable spacing: resampled at the finest step, acquired slices kept where they fall.
+        let pos = stack(&[1.0, 3.0, 3.0], 0.0);
+        let l = plan_stack(&AXIAL, [1.0, 1.0], 2, 2, &pos, 1.0).expect("ok");
+        assert_eq!(l.dims[2], 8);
+        assert!(l
+            .warnings
+            .iter()
+            .any(|w| w.contains("irregular slice spacing")));
+        assert_eq!(l.sources[4].lower, 2);
+        assert_eq!(l.sources[4].weight, 0.0);
     }
 
     #[test]

@@ -4,9 +4,12 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use dicom_core::{PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, Tag};
 
+use super::mosaic::{parse_csa, MosaicInfo};
 use super::syntax;
 use crate::io::IoError;
 
@@ -50,6 +53,8 @@ pub struct DicomFrame {
     pub rescale_intercept: f64,
     /// Siemens mosaic: many slices tiled into one image.
     pub mosaic: bool,
+    /// Slice count and normal from the Siemens CSA header, for mosaics.
+    pub mosaic_info: Option<MosaicInfo>,
     /// Why this frame cannot be decoded (known from the header), if so.
     pub undecodable: Option<String>,
 }
@@ -136,8 +141,59 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Counts the bytes the parser pulled, to tell whether anything follows the header.
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads the header only, and whether Pixel Data follows it.
+fn open_header(path: &Path) -> Result<DefaultDicomObject, IoError> {
+    check_dicm_marker(path)?;
+    let corrupt = |e: &dyn std::error::Error| IoError::Corrupt {
+        path: path.to_path_buf(),
+        reason: error_chain(e),
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| IoError::os(path, e))?;
+    let file_len = file.metadata().map_err(|e| IoError::os(path, e))?.len();
+    let mut preamble = [0u8; DICM_OFFSET];
+    file.read_exact(&mut preamble)
+        .map_err(|e| IoError::os(path, e))?;
+    let mut reader = CountingReader {
+        inner: file,
+        count: DICM_OFFSET as u64,
+    };
+    let obj = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(&mut reader)
+        .map_err(|e| corrupt(&e))?;
+    // The parser reads ahead in 8 KiB blocks: bytes left over mean something (the pixel data)
+    // follows the header. If it read to the end, re-read fully to know for sure.
+    if reader.count < file_len {
+        return Ok(obj);
+    }
+    let full = open_dicom(path, true)?;
+    let float_pixels = full.get(tags::FLOAT_PIXEL_DATA).is_some()
+        || full.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some();
+    if full.get(tags::PIXEL_DATA).is_none() && !float_pixels {
+        return Err(IoError::NoPixelData {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(obj)
+}
+
 fn read_file_header_inner(path: &Path) -> Result<Vec<DicomFrame>, IoError> {
-    let obj = open_dicom(path, false)?;
+    let obj = open_header(path)?;
     let ts = obj
         .meta()
         .transfer_syntax()
@@ -186,6 +242,13 @@ pub(crate) fn frames_from_object(
     if rows <= 0 || cols <= 0 {
         return Err(no_pixels());
     }
+    // Rows and Columns are US: anything larger is a corrupt header, not a big image.
+    if rows > u16::MAX as i64 || cols > u16::MAX as i64 {
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("implausible image size {cols}×{rows}"),
+        });
+    }
     if sop_class == SEGMENTATION_STORAGE {
         return Err(unsupported(
             path,
@@ -205,11 +268,18 @@ pub(crate) fn frames_from_object(
         .unwrap_or(bits_allocated);
     let high_bit = get_int(obj, tags::HIGH_BIT)
         .map(|b| b as u16)
-        .filter(|h| *h + 1 >= bits_stored && *h < bits_allocated)
+        .filter(|h| *h >= bits_stored - 1 && *h < bits_allocated)
         .unwrap_or(bits_stored - 1);
     let frames_in_file = get_int(obj, tags::NUMBER_OF_FRAMES)
         .filter(|n| *n >= 1)
-        .unwrap_or(1) as u32;
+        .unwrap_or(1);
+    if frames_in_file > 100_000 {
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("implausible NumberOfFrames {frames_in_file}"),
+        });
+    }
+    let frames_in_file = frames_in_file as u32;
     let image_type = get_strs(obj, tags::IMAGE_TYPE);
     let modality = get_str(obj, tags::MODALITY).unwrap_or_default();
     let description = get_str(obj, tags::SERIES_DESCRIPTION)
@@ -256,6 +326,13 @@ pub(crate) fn frames_from_object(
             .unwrap_or(1.0),
         rescale_intercept: get_f64(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
         mosaic,
+        mosaic_info: if mosaic {
+            obj.get(Tag(0x0029, 0x1010))
+                .and_then(|e| e.to_bytes().ok())
+                .and_then(|b| parse_csa(&b))
+        } else {
+            None
+        },
         undecodable,
     };
 
@@ -364,31 +441,61 @@ pub(crate) fn items(obj: &InMemDicomObject, tag: Tag) -> Option<&[InMemDicomObje
     obj.get(tag)?.items()
 }
 
+/// Text of an element whose VR is UN (explicit VR files from tools that did not know the tag)
+/// or that was kept as raw bytes: the bytes are the text. `Some(None)`: an ordinary element.
+fn raw_text(obj: &InMemDicomObject, tag: Tag) -> Option<Option<String>> {
+    let e = obj.get(tag)?;
+    let raw_bytes = matches!(e.value().primitive(), Some(PrimitiveValue::U8(_)));
+    if e.vr() != VR::UN && !raw_bytes {
+        return Some(None);
+    }
+    let bytes = e.to_bytes().ok()?;
+    Some(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+fn trim_value(s: &str) -> String {
+    s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string()
+}
+
 pub(crate) fn get_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    if let Some(text) = raw_text(obj, tag)? {
+        return Some(trim_value(&text));
+    }
     let v = obj.get(tag)?.to_str().ok()?;
-    Some(
-        v.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-            .to_string(),
-    )
+    Some(trim_value(&v))
 }
 
 fn get_strs(obj: &InMemDicomObject, tag: Tag) -> Vec<String> {
+    if let Some(Some(text)) = raw_text(obj, tag) {
+        return text.split('\\').map(trim_value).collect();
+    }
     obj.get(tag)
         .and_then(|e| e.to_multi_str().ok())
-        .map(|v| v.iter().map(|s| s.trim().to_string()).collect())
+        .map(|v| v.iter().map(|s| trim_value(s)).collect())
         .unwrap_or_default()
 }
 
 pub(crate) fn get_int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
+    if let Some(text) = raw_text(obj, tag)? {
+        return trim_value(&text).parse().ok();
+    }
     obj.get(tag)?.to_int::<i64>().ok()
 }
 
 fn get_f64(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
-    obj.get(tag)?.to_float64().ok().filter(|v| v.is_finite())
+    get_f64s(obj, tag)?.first().copied()
 }
 
 fn get_f64s(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
-    let v = obj.get(tag)?.to_multi_float64().ok()?;
+    let v = match raw_text(obj, tag)? {
+        Some(text) => text
+            .split('\\')
+            .map(|t| trim_value(t).parse::<f64>())
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?,
+        None => obj.get(tag)?.to_multi_float64().ok()?,
+    };
     if v.iter().all(|x| x.is_finite()) {
         Some(v)
     } else {

@@ -4,7 +4,11 @@
 //!   series; files that are not usable images are listed in [`DicomScan::skipped`] with a reason.
 //! - [`load_series`] decodes one series in parallel into a `Volume<f32>` (HU for CT, via
 //!   RescaleSlope/Intercept applied to the raw stored values).
-//! - Geometry rules (sorting, tilt, gaps) are in [`geometry`]; series splitting in `series`.
+//! - Geometry rules (sorting, tilt, gaps) are in [`geometry`]; series splitting (localizers,
+//!   stray orientations/sizes, the regular subset of an irregular stack) in `series`;
+//!   Siemens mosaics are cut into slices in [`mosaic`].
+//! - Codecs: uncompressed, deflate, RLE, JPEG baseline/lossless and JPEG 2000 through
+//!   dicom-pixeldata; JPEG-LS and 12-bit JPEG extended through `io::jpegls` / `io::jpeg12`.
 //!
 //! MONOCHROME1 images are inverted (stored value `v` becomes `min + max - v` over the stored
 //! range, before rescale) so that high always means bright; CT keeps its HU untouched.
@@ -12,6 +16,7 @@
 mod decode;
 pub mod geometry;
 mod header;
+pub mod mosaic;
 mod series;
 mod syntax;
 pub mod synthetic;
@@ -248,6 +253,13 @@ pub fn load_series(
         None => {}
     }
     let geometry = info.geometry()?;
+    // Refuse before allocating: 2^31 voxels of f32 is 8 GiB.
+    if info.voxel_count() > 1 << 31 {
+        return Err(IoError::BadSeries {
+            path: info.first_path(),
+            reason: format!("{:?} voxels is too large to load", info.dims),
+        });
+    }
     ctx.set_stage("Decoding slices");
     let data = decode::decode_series(info, ctx)?;
     let volume = Volume::new(geometry, data).map_err(|e| IoError::BadSeries {

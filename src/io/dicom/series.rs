@@ -75,7 +75,60 @@ fn split_uid(frames: Vec<DicomFrame>) -> Vec<SeriesInfo> {
                 .push("split off from the main series of the same UID".to_string());
         }
     }
+    let mut subsets = Vec::new();
+    for r in &mut rows {
+        if let Some(run) = regular_subset(r) {
+            r.warnings.push(format!(
+                "a regular subset without interpolation is offered as a separate row ({} slices)",
+                run.len()
+            ));
+            subsets.push(run);
+        }
+    }
+    for run in subsets {
+        let part = rows.len();
+        let mut row = assemble(run, part);
+        let base = row
+            .description
+            .trim_end_matches(&format!("(part {})", part + 1))
+            .trim()
+            .to_string();
+        row.description = format!("{base} (regular subset)").trim().to_string();
+        row.warnings
+            .push("longest run of evenly spaced slices of an irregular series".to_string());
+        rows.push(row);
+    }
     rows
+}
+
+/// The longest run (≥ 3 slices) of evenly spaced slices of a resampled stack, if it is not the
+/// whole stack: what a reader would pick to avoid interpolated slices.
+fn regular_subset(row: &SeriesInfo) -> Option<Vec<DicomFrame>> {
+    if !row.layout.resampled || row.problem.is_some() {
+        return None;
+    }
+    let orientation = row.frames.first()?.orientation?;
+    let s: Vec<f64> = row
+        .frames
+        .iter()
+        .map(|f| f.position.map(|p| normal_position(&orientation, &p)))
+        .collect::<Option<_>>()?;
+    let steps: Vec<f64> = s.windows(2).map(|w| w[1] - w[0]).collect();
+    let (mut best_start, mut best_len) = (0, 0);
+    let mut start = 0;
+    for i in 0..=steps.len() {
+        let ends =
+            i == steps.len() || (steps[i] - steps[start]).abs() > (0.01 * steps[start]).max(0.01);
+        if ends {
+            let slices = i - start + 1;
+            if slices > best_len {
+                (best_start, best_len) = (start, slices);
+            }
+            start = i;
+        }
+    }
+    (best_len >= 3 && best_len < row.frames.len())
+        .then(|| row.frames[best_start..best_start + best_len].to_vec())
 }
 
 fn same_stack(a: &DicomFrame, b: &DicomFrame) -> bool {
@@ -114,22 +167,6 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
         .collect();
     syntaxes.sort();
     syntaxes.dedup();
-    if let Some(f) = frames.iter().find(|f| f.undecodable.is_some()) {
-        let reason = f.undecodable.clone().unwrap_or_default();
-        problem = Some(Problem::Syntax {
-            uid: f.transfer_syntax_uid.clone(),
-            reason: reason.clone(),
-        });
-        warnings.push(format!(
-            "cannot be loaded: {} ({reason})",
-            transfer_syntax_name(&f.transfer_syntax_uid)
-        ));
-    }
-    if first.mosaic {
-        let reason = "Siemens mosaic (many slices tiled in one image): un-mosaicing is not implemented, refused rather than loaded as a wrong volume".to_string();
-        warnings.push(reason.clone());
-        problem.get_or_insert(Problem::Image(reason));
-    }
     if first.samples_per_pixel > 1 {
         warnings.push(format!(
             "colour image ({}, {} samples per pixel): converted to grey luminance",
@@ -165,7 +202,17 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
     let geometric = frames
         .iter()
         .all(|f| f.position.is_some() && f.orientation.is_some());
-    let layout = if geometric {
+    let layout = if first.mosaic {
+        match mosaic_layout(&mut frames, pixel_spacing, &mut warnings) {
+            Ok(l) => Some(l),
+            Err(reason) => {
+                let reason = format!("Siemens mosaic that cannot be un-mosaiced: {reason}");
+                warnings.push(reason.clone());
+                problem.get_or_insert(Problem::Image(reason));
+                None
+            }
+        }
+    } else if geometric {
         match stack_with_positions(
             &mut frames,
             pixel_spacing,
@@ -187,6 +234,7 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
         Some(l) => l,
         None => {
             frames.sort_by_key(secondary_key);
+            drop_copies(&mut frames, &mut warnings);
             if frames.len() > 1 || first.position.is_none() {
                 warnings.push(
                     "no usable ImagePositionPatient/ImageOrientationPatient for every image: slices stacked in instance order with an assumed step; world position is not reliable"
@@ -203,6 +251,17 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
             )
         }
     };
+    if let Some(f) = frames.iter().find(|f| f.undecodable.is_some()) {
+        let reason = f.undecodable.clone().unwrap_or_default();
+        problem = Some(Problem::Syntax {
+            uid: f.transfer_syntax_uid.clone(),
+            reason: reason.clone(),
+        });
+        warnings.push(format!(
+            "cannot be loaded: {} ({reason})",
+            transfer_syntax_name(&f.transfer_syntax_uid)
+        ));
+    }
     warnings.extend(layout.warnings.iter().cloned());
     let normal = first
         .orientation
@@ -233,6 +292,73 @@ fn assemble(mut frames: Vec<DicomFrame>, part: usize) -> SeriesInfo {
     }
 }
 
+/// One mosaic file is one volume: keep the first (by acquisition/instance), lay out its tiles.
+fn mosaic_layout(
+    frames: &mut Vec<DicomFrame>,
+    pixel_spacing: [f64; 2],
+    warnings: &mut Vec<String>,
+) -> Result<StackLayout, String> {
+    frames.sort_by_key(secondary_key);
+    if frames.len() > 1 {
+        warnings.push(format!(
+            "{} mosaic volumes (time points): the first is loaded",
+            frames.len()
+        ));
+        frames.truncate(1);
+    }
+    let f = &frames[0];
+    let info = f
+        .mosaic_info
+        .as_ref()
+        .ok_or("no NumberOfImagesInMosaic in the CSA header")?;
+    let (o, p) = match (f.orientation, f.position) {
+        (Some(o), Some(p)) => (o, p),
+        _ => return Err("no ImagePositionPatient/ImageOrientationPatient".to_string()),
+    };
+    let m = super::mosaic::tiles_per_side(info.slices) as usize;
+    let (cols, rows) = (f.cols as usize, f.rows as usize);
+    if cols % m != 0 || rows % m != 0 {
+        return Err(format!("{cols}×{rows} is not a grid of {m}×{m} tiles"));
+    }
+    let (tile_cols, tile_rows) = (cols / m, rows / m);
+    let row = Vector3::new(o[0], o[1], o[2]);
+    let col = Vector3::new(o[3], o[4], o[5]);
+    let plane_normal = row.cross(&col).normalize();
+    let normal = match info.normal {
+        Some(n) if Vector3::from(n).norm() > 0.5 => Vector3::from(n).normalize(),
+        _ => plane_normal,
+    };
+    // PixelSpacing is [between rows, between columns].
+    let (dx, dy) = (pixel_spacing[1], pixel_spacing[0]);
+    let origin = Vector3::from(p)
+        + row * dx * (cols - tile_cols) as f64 / 2.0
+        + col * dy * (rows - tile_rows) as f64 / 2.0;
+    let step = f
+        .spacing_between_slices
+        .or(f.slice_thickness)
+        .unwrap_or(1.0);
+    let n = info.slices as usize;
+    warnings.push(format!(
+        "Siemens mosaic: {n} slices un-mosaiced from {m}×{m} tiles of {tile_cols}×{tile_rows}"
+    ));
+    Ok(StackLayout {
+        dims: [tile_cols, tile_rows, n],
+        spacing_mm: [dx, dy, step],
+        origin_mm: origin.into(),
+        direction: Matrix3::from_columns(&[row, col, normal]),
+        sources: (0..n)
+            .map(|k| SliceSource {
+                lower: k,
+                upper: k,
+                weight: 0.0,
+            })
+            .collect(),
+        tilt_deg: 0.0,
+        resampled: false,
+        warnings: Vec::new(),
+    })
+}
+
 /// Sorts by position along the normal, resolves repeated positions, lays out the stack.
 fn stack_with_positions(
     frames: &mut Vec<DicomFrame>,
@@ -260,7 +386,7 @@ fn stack_with_positions(
     let per_position = runs[0].len();
     if runs.iter().all(|r| r.len() == per_position) && per_position > 1 {
         warnings.push(format!(
-            "{per_position} images at each of {} positions (time points, echoes or repeats): the first volume is loaded",
+            "{per_position} images at each of {} position(s) (time points, echoes, repeats or copies): the first volume is loaded",
             runs.len()
         ));
     } else if runs.iter().any(|r| r.len() > 1) {
@@ -268,6 +394,10 @@ fn stack_with_positions(
         warnings.push(format!(
             "{extra} duplicate image(s) at an already-used position ignored (the first by time/instance is kept)"
         ));
+    }
+    // Of copies at one position (e.g. the same image in several syntaxes), prefer one we can decode.
+    for run in &mut runs {
+        run.sort_by_key(|f| f.undecodable.is_some());
     }
     frames.extend(runs.into_iter().filter_map(|r| r.into_iter().next()));
     let positions: Vec<[f64; 3]> = frames
@@ -282,6 +412,36 @@ fn stack_with_positions(
         &positions,
         fallback_step,
     )
+}
+
+/// Without positions, several files holding the same frames (one image saved in several
+/// syntaxes) are copies: keep the first decodable file.
+fn drop_copies(frames: &mut Vec<DicomFrame>, warnings: &mut Vec<String>) {
+    let mut files: Vec<&std::path::Path> = frames.iter().map(|f| f.path.as_path()).collect();
+    files.sort();
+    files.dedup();
+    if files.len() < 2 {
+        return;
+    }
+    let per_file = frames[0].frames_in_file as usize;
+    let same_shape = frames.iter().all(|f| {
+        f.frames_in_file as usize == per_file && f.instance_number == frames[0].instance_number
+    });
+    if !same_shape || frames.len() != per_file * files.len() {
+        return;
+    }
+    let keep = frames
+        .iter()
+        .find(|f| f.undecodable.is_none())
+        .unwrap_or(&frames[0])
+        .path
+        .clone();
+    let copies = files.len();
+    frames.retain(|f| f.path == keep);
+    warnings.push(format!(
+        "{copies} files hold the same image(s) without positions (copies in different syntaxes?): {} is used",
+        keep.display()
+    ));
 }
 
 /// A plain stack for images without usable positions (secondary captures, some multi-frames).

@@ -42,21 +42,31 @@ pub fn transfer_syntax_name(uid: &str) -> String {
 /// alone so `scan` can say so before anyone waits for a load.
 pub fn check_decodable(uid: &str, bits_stored: u16) -> Result<(), String> {
     let uid = uid.trim_end_matches(['\0', ' ']);
-    match uid {
-        // No pure-Rust JPEG-LS decoder is wired in (dicom-pixeldata's `charls` needs C++/cmake).
-        JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS => {
-            return Err("no JPEG-LS decoder is built in".to_string())
-        }
-        // jpeg-decoder handles 8-bit process 2 only; 12-bit process 4 fails inside the crate.
-        JPEG_EXTENDED if bits_stored > 8 => {
-            return Err("12-bit JPEG extended is not supported by the JPEG decoder".to_string())
-        }
-        _ => {}
+    let _ = bits_stored;
+    // JPEG-LS and (12-bit) JPEG extended go to our own decoders (`io::jpegls`, `io::jpeg12`):
+    // dicom-pixeldata needs CharLS (C++) for the first and its JPEG crate refuses 12 bits.
+    if own_codec(uid).is_some() {
+        return Ok(());
     }
     match TransferSyntaxRegistry.get(uid) {
         None => Err("transfer syntax is not known".to_string()),
         Some(ts) if ts.is_codec_free() || ts.can_decode_all() => Ok(()),
         Some(_) => Err("no decoder for this transfer syntax is built in".to_string()),
+    }
+}
+
+/// Codecs of our own, used instead of dicom-pixeldata's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnCodec {
+    JpegLs,
+    JpegExtended,
+}
+
+pub fn own_codec(uid: &str) -> Option<OwnCodec> {
+    match uid.trim_end_matches(['\0', ' ']) {
+        JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS => Some(OwnCodec::JpegLs),
+        JPEG_EXTENDED => Some(OwnCodec::JpegExtended),
+        _ => None,
     }
 }
 
@@ -82,8 +92,9 @@ mod tests {
             transfer_syntax_name("1.2.840.10008.1.2.4.90\0"),
             "JPEG 2000 (lossless)"
         );
-        assert!(check_decodable(JPEG_LS_LOSSLESS, 16).is_err());
-        assert!(check_decodable(JPEG_EXTENDED, 12).is_err());
+        assert!(check_decodable(JPEG_LS_LOSSLESS, 16).is_ok());
+        assert!(check_decodable(JPEG_EXTENDED, 12).is_ok());
+        assert!(check_decodable("1.2.840.10008.1.2.4.100", 8).is_err());
         assert!(check_decodable("1.2.840.10008.1.2.1", 16).is_ok());
         assert!(check_decodable("1.2.840.10008.1.2.5", 16).is_ok());
         assert!(is_native("1.2.840.10008.1.2"));
