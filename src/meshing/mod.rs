@@ -312,16 +312,57 @@ fn gather(pos: &[[f32; 3]], tris: Vec<[(u32, u8); 3]>) -> (Vec<[f32; 3]>, Vec<[u
     let mut new_id: std::collections::HashMap<(u32, u8), u32> =
         std::collections::HashMap::with_capacity(tris.len() / 2 + 1);
     let mut out = Vec::with_capacity(tris.len() / 2 + 3);
-    let tris = tris
+    let mut origin: Vec<u32> = Vec::with_capacity(tris.len() / 2 + 3);
+    let tris: Vec<[u32; 3]> = tris
         .into_iter()
         .map(|t| {
             t.map(|key| {
                 *new_id.entry(key).or_insert_with(|| {
                     out.push(pos[key.0 as usize]);
+                    origin.push(key.0);
                     out.len() as u32 - 1
                 })
             })
         })
         .collect();
+    separate_copies(&mut out, &origin, &tris);
     (out, tris)
+}
+
+/// Moves each copy of a split vertex a fifth of the way towards its own ring's centroid, so
+/// readers that weld vertices by position (STL, trimesh, slicers) keep the sheets apart.
+fn separate_copies(pos: &mut [[f32; 3]], origin: &[u32], tris: &[[u32; 3]]) {
+    let mut copies: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    for &o in origin {
+        *copies.entry(o).or_insert(0) += 1;
+    }
+    let split: Vec<bool> = origin.iter().map(|o| copies[o] > 1).collect();
+    if !split.iter().any(|&s| s) {
+        return;
+    }
+    let mut sum = vec![[0.0f32; 4]; pos.len()];
+    for t in tris {
+        for k in 0..3 {
+            let v = t[k] as usize;
+            if !split[v] {
+                continue;
+            }
+            for m in [t[(k + 1) % 3], t[(k + 2) % 3]] {
+                let q = pos[m as usize];
+                sum[v] = [
+                    sum[v][0] + q[0],
+                    sum[v][1] + q[1],
+                    sum[v][2] + q[2],
+                    sum[v][3] + 1.0,
+                ];
+            }
+        }
+    }
+    for (v, s) in sum.iter().enumerate() {
+        if split[v] && s[3] > 0.0 {
+            for d in 0..3 {
+                pos[v][d] += 0.2 * (s[d] / s[3] - pos[v][d]);
+            }
+        }
+    }
 }
