@@ -7,9 +7,11 @@ pub mod jobs;
 pub mod volume;
 
 // L1
+pub mod editing;
 pub mod export;
 pub mod io;
 pub mod meshing;
+pub mod preprocess;
 // Synthetic data built from core types (used by the app and by tests of later layers).
 pub mod sample;
 
@@ -18,6 +20,9 @@ pub mod document;
 
 // L5
 pub mod ui;
+
+// L2
+pub mod segmentation;
 
 // L6: composition roots
 pub mod app;

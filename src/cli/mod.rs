@@ -4,10 +4,14 @@
 //! command prints one line `error: <reason>` and exits non-zero.
 
 pub mod bench;
+pub mod bench_segment;
 pub mod convert;
 pub mod info;
 pub mod mesh;
+pub mod metrics;
+pub mod preprocess;
 mod progress;
+pub mod segment;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,10 +37,16 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Convert a DICOM series or a NIfTI file to NIfTI (.nii or .nii.gz).
     Convert(convert::ConvertArgs),
+    /// Denoise, bias-correct, normalise, resample, crop, reorient or reduce metal artefacts.
+    Preprocess(preprocess::PreprocessArgs),
     /// Measure performance (not a test): `bench load`.
     Bench(bench::BenchArgs),
     /// Mesh an isosurface or every label into a printable model: STL, 3MF, OBJ or PLY.
     Mesh(mesh::MeshArgs),
+    /// Classical segmentation tools: `segment threshold|grow|islands|morph`.
+    Segment(segment::SegmentArgs),
+    /// Dice, Jaccard, HD95, surface distance and volumes of two label maps, overall then per label.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
@@ -46,6 +56,9 @@ pub fn run(command: Command) -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Mesh(args) => mesh::run(args),
+        Command::Preprocess(args) => preprocess::run(args),
+        Command::Segment(args) => segment::run(args),
+        Command::Metrics(args) => metrics::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
