@@ -9,7 +9,9 @@ pub mod volume;
 // L1
 pub mod editing;
 pub mod inference;
+pub mod export;
 pub mod io;
+pub mod meshing;
 pub mod preprocess;
 
 // L2

@@ -21,6 +21,8 @@ pub struct BenchArgs {
 pub enum BenchWhich {
     /// DICOM series vs .nii.gz load time and peak memory for a synthetic CT.
     Load(LoadArgs),
+    /// Isosurface, surface nets and the full mesh pipeline on a 512×512×400 phantom.
+    Mesh(super::mesh::BenchMeshArgs),
     /// Denoisers on a noisy CT phantom: time and error vs the clean image (issue 7).
     Preprocess(super::preprocess::BenchPreprocessArgs),
     /// Threshold + components + keep largest and Gaussian smoothing of a generated CT, undo memory.
@@ -68,6 +70,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             Some(child) => run_child(child),
             None => run_load(&a),
         },
+        BenchWhich::Mesh(a) => super::mesh::run_bench(a),
         BenchWhich::Preprocess(a) => super::preprocess::bench(a),
         BenchWhich::Segment(a) => super::bench_segment::run(a),
         BenchWhich::Inference(a) => super::bench_inference::run(&a),

@@ -8,6 +8,7 @@ pub mod bench_inference;
 pub mod bench_segment;
 pub mod convert;
 pub mod info;
+pub mod mesh;
 pub mod metrics;
 pub mod models;
 pub mod preprocess;
@@ -43,6 +44,8 @@ pub enum Command {
     Preprocess(preprocess::PreprocessArgs),
     /// Measure performance (not a test): `bench load|segment|preprocess|inference`.
     Bench(bench::BenchArgs),
+    /// Mesh an isosurface or every label into a printable model: STL, 3MF, OBJ or PLY.
+    Mesh(mesh::MeshArgs),
     /// Segmentation: `segment threshold|grow|islands|morph|model`.
     Segment(segment::SegmentArgs),
     /// Dice, Jaccard, HD95, surface distance and volumes of two label maps, overall then per label.
@@ -57,6 +60,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Mesh(args) => mesh::run(args),
         Command::Preprocess(args) => preprocess::run(args),
         Command::Segment(args) => segment::run(args),
         Command::Metrics(args) => metrics::run(args),

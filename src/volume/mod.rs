@@ -4,11 +4,13 @@
 
 pub mod geometry;
 pub mod label_map;
+pub mod mesh;
 pub mod meta;
 pub mod resample;
 
 pub use geometry::{GeometryError, VolumeGeometry};
 pub use label_map::{LabelInfo, LabelMap, LabelTable, Rgba};
+pub use mesh::TriMesh;
 pub use meta::{ImageMeta, IntensityUnit, Modality};
 pub use resample::{resample, resample_labels, Interpolation};
 

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Read fuseprint's exported models back with independent readers.
+
+  /tmp/venv-mesh/bin/python scripts/validate_exports.py OUT.stl OUT.3mf OUT.obj OUT.ply
+  /tmp/venv-mesh/bin/python scripts/validate_exports.py --make DIR --fuseprint BIN --labels SEG.nii.gz
+
+Checks with trimesh (watertight, winding, volume, colours), lib3mf (3MF objects, names,
+base materials, colour groups) when installed, the slicer sidecars inside the 3MF, and, when
+`prusa-slicer` is on PATH, slices the 3MF to G-code. Exits non-zero when a check fails.
+Not part of the Rust test suite (which must not need Python).
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+import trimesh
+
+failures = []
+
+
+def check(cond, what):
+    print(("  ok   " if cond else "  FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def parts_of(loaded):
+    if isinstance(loaded, trimesh.Scene):
+        return list(loaded.geometry.items())
+    return [("mesh", loaded)]
+
+
+def validate_mesh_file(path, per_part_closed=True):
+    print(f"{path}:")
+    loaded = trimesh.load(path, process=True)  # process merges duplicate vertices
+    parts = parts_of(loaded)
+    check(len(parts) > 0, f"{len(parts)} part(s) read")
+    total_faces = 0
+    for name, m in parts:
+        total_faces += len(m.faces)
+        if per_part_closed:
+            check(m.is_watertight, f"{name}: watertight ({len(m.faces)} faces)")
+            check(m.is_winding_consistent, f"{name}: consistent winding")
+            check(m.volume > 0, f"{name}: positive volume {m.volume:.1f} mm³ (outward normals)")
+    if not per_part_closed:
+        m = loaded if isinstance(loaded, trimesh.Trimesh) else loaded.dump(concatenate=True)
+        # A merged STL of touching parts repeats their shared wall; every edge stays paired.
+        edges = m.edges_sorted
+        _, counts = np.unique(edges, axis=0, return_counts=True)
+        check(bool(np.all(counts % 2 == 0)), f"merged: every edge used an even number of times ({len(m.faces)} faces)")
+    return parts
+
+
+def validate_colours(path, parts):
+    """OBJ: each part's material has a diffuse colour; PLY: vertex colours present."""
+    coloured = 0
+    for name, m in parts:
+        vis = m.visual
+        if vis.kind == "vertex" and len(vis.vertex_colors):
+            coloured += 1
+        elif getattr(vis, "material", None) is not None:
+            mat = vis.material
+            diffuse = getattr(mat, "diffuse", None)
+            if diffuse is None and hasattr(mat, "main_color"):
+                diffuse = mat.main_color
+            if diffuse is not None:
+                coloured += 1
+    check(coloured == len(parts), f"{path}: {coloured}/{len(parts)} parts carry a colour")
+
+
+def validate_3mf(path):
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+        for required in ["[Content_Types].xml", "_rels/.rels", "3D/3dmodel.model",
+                         "Metadata/Slic3r_PE_model.config", "Metadata/model_settings.config"]:
+            check(required in names, f"3MF contains {required}")
+        model = z.read("3D/3dmodel.model").decode()
+        check('unit="millimeter"' in model, "3MF unit is millimetre")
+        check("LPS" in model, "3MF records the LPS frame")
+        prusa = z.read("Metadata/Slic3r_PE_model.config").decode()
+        bambu = z.read("Metadata/model_settings.config").decode()
+        check('key="fill_density"' in prusa and 'key="extruder"' in prusa, "PrusaSlicer sidecar has extruder + fill_density")
+        check('key="sparse_infill_density"' in bambu, "Bambu/Orca sidecar has sparse_infill_density")
+    try:
+        import lib3mf
+    except ImportError:
+        print("  (lib3mf not installed: skipped)")
+        return
+    wrapper = lib3mf.get_wrapper()
+    model = wrapper.CreateModel()
+    reader = model.QueryReader("3mf")
+    reader.ReadFromFile(path)
+    objs = model.GetMeshObjects()
+    count = 0
+    while objs.MoveNext():
+        o = objs.GetCurrentMeshObject()
+        count += 1
+        has_prop, res_id, _ = o.GetObjectLevelProperty()
+        check(has_prop, f"lib3mf: object '{o.GetName()}' has a material ({o.GetTriangleCount()} triangles)")
+    comps = model.GetComponentsObjects()
+    assemblies = 0
+    while comps.MoveNext():
+        assemblies += 1
+    check(assemblies == 1, "lib3mf: one assembly object groups the tissues")
+    count += assemblies
+    check(count > 0, f"lib3mf reads {count} objects")
+    groups = model.GetColorGroups()
+    n = 0
+    while groups.MoveNext():
+        n += 1
+    bases = model.GetBaseMaterialGroups()
+    b = 0
+    while bases.MoveNext():
+        g = bases.GetCurrentBaseMaterialGroup()
+        b += g.GetCount()
+    check(n >= 1 and b == count - 1, f"lib3mf: {n} colour group(s), {b} base materials for {count - 1} tissues + 1 assembly")
+
+
+def slice_with_prusa(path):
+    exe = shutil.which("prusa-slicer")
+    if not exe:
+        print("  (prusa-slicer not on PATH: slicing skipped)")
+        return
+    out = tempfile.mkdtemp()
+    gcode = os.path.join(out, "model.gcode")
+    cmd = [exe, "--export-gcode", "--center", "100,100", "--dont-arrange", "-o", gcode, path]
+    env = dict(os.environ, XDG_RUNTIME_DIR=out)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    print("  " + (r.stdout + r.stderr).strip().replace("\n", "\n  ")[-1500:])
+    ok = r.returncode == 0 and os.path.exists(gcode) and os.path.getsize(gcode) > 0
+    check(ok, f"prusa-slicer sliced {os.path.basename(path)} to G-code")
+    if ok:
+        with open(gcode, errors="replace") as f:
+            text = f.read()
+        extruders = sorted(set(line.split()[0] for line in text.splitlines() if line[:1] == "T" and line[1:2].isdigit()))
+        print(f"  G-code: {os.path.getsize(gcode) / 1e6:.1f} MB, tool changes used: {extruders or ['T0 only']}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files", nargs="*")
+    ap.add_argument("--make", help="folder to export into first")
+    ap.add_argument("--fuseprint", default="fuseprint")
+    ap.add_argument("--labels", help="label map to mesh with --make")
+    ap.add_argument("--no-slice", action="store_true")
+    a = ap.parse_args()
+    files = list(a.files)
+    if a.make:
+        os.makedirs(a.make, exist_ok=True)
+        for ext in ["stl", "3mf", "obj", "ply"]:
+            out = os.path.join(a.make, f"model.{ext}")
+            cmd = [a.fuseprint, "mesh", a.labels, "--labels", "--smooth", "-o", out, "--overwrite"]
+            print("$ " + " ".join(cmd))
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            files.append(out)
+        out = os.path.join(a.make, "parts.stl")
+        subprocess.run([a.fuseprint, "mesh", a.labels, "--labels", "--smooth", "--per-part", "-o", out, "--overwrite"],
+                       check=True, stdout=subprocess.DEVNULL)
+        files += sorted(os.path.join(a.make, f) for f in os.listdir(a.make) if f.startswith("parts_"))
+    for f in files:
+        ext = f.rsplit(".", 1)[-1].lower()
+        merged = ext in ("stl", "ply") and not os.path.basename(f).startswith("parts_")
+        parts = validate_mesh_file(f, per_part_closed=not merged)
+        if ext in ("obj", "ply"):
+            validate_colours(f, parts)
+        if ext == "3mf":
+            validate_3mf(f)
+            if not a.no_slice:
+                slice_with_prusa(f)
+    print(f"\n{len(failures)} check(s) failed" if failures else "\nall checks passed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

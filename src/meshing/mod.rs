@@ -1,0 +1,368 @@
+//! Layer 1: label maps and scalar volumes to printable triangle meshes in LPS millimetres.
+//!
+//! Pipeline: extract (marching cubes for an isosurface, surface nets for all labels at once)
+//! → smooth without shrinking (Taubin, constrained to the voxel cells) → decimate (quadric
+//! edge collapse) → repair (small islands, holes, orientation) → check.
+
+pub mod decimate;
+pub mod marching_cubes;
+pub mod mc_table;
+pub mod repair;
+pub mod report;
+pub mod smooth;
+pub mod surface_nets;
+
+pub use decimate::{decimate, DecimateTarget};
+pub use marching_cubes::isosurface;
+pub use repair::{check, MeshCheck};
+pub use report::{accuracy_report, AccuracyReport, PartAccuracy};
+pub use smooth::SmoothParams;
+
+use crate::jobs::{Cancelled, JobContext};
+use crate::volume::{LabelMap, Rgba, TriMesh, Volume, VolumeGeometry};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum MeshingError {
+    #[error("meshing cancelled")]
+    Cancelled(#[from] Cancelled),
+    #[error("label {0} is not present in the label map")]
+    LabelNotPresent(u16),
+    #[error("the surface at level {0} is empty (no voxel reaches it)")]
+    EmptySurface(f32),
+}
+
+/// What to do after extraction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshingParams {
+    pub smooth: Option<SmoothParams>,
+    pub decimate: Option<DecimateTarget>,
+    /// Islands with less enclosed volume than this are dropped (segmentation specks).
+    pub min_component_mm3: f64,
+    pub fill_holes: bool,
+}
+
+impl Default for MeshingParams {
+    fn default() -> Self {
+        Self {
+            smooth: Some(SmoothParams::default()),
+            decimate: None,
+            min_component_mm3: 0.0,
+            fill_holes: true,
+        }
+    }
+}
+
+/// One printable part: a label's surface with its name and colour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelSurface {
+    pub label: u16,
+    pub name: String,
+    pub color: Rgba,
+    pub mesh: TriMesh,
+}
+
+/// Grid index → isotropic "grid millimetres" (index × spacing), the frame smoothing runs in.
+fn scale_to_grid_mm(geometry: &VolumeGeometry, positions_voxel: &mut [[f32; 3]]) {
+    let s = geometry.spacing_mm.map(|x| x as f32);
+    positions_voxel
+        .par_iter_mut()
+        .for_each(|p| *p = [p[0] * s[0], p[1] * s[1], p[2] * s[2]]);
+}
+
+/// Grid millimetres → world LPS; a mirroring direction matrix flips the winding back outward.
+fn grid_mm_to_world(
+    geometry: &VolumeGeometry,
+    positions: Vec<[f32; 3]>,
+    mut tris: Vec<[u32; 3]>,
+) -> TriMesh {
+    let d = geometry.direction;
+    let o = geometry.origin_mm;
+    let positions = positions
+        .into_par_iter()
+        .map(|p| {
+            let p = p.map(f64::from);
+            [0, 1, 2]
+                .map(|r| (o[r] + d[(r, 0)] * p[0] + d[(r, 1)] * p[1] + d[(r, 2)] * p[2]) as f32)
+        })
+        .collect();
+    if d.determinant() < 0.0 {
+        tris.par_iter_mut().for_each(|t| t.swap(1, 2));
+    }
+    TriMesh::new(positions, tris)
+}
+
+/// Voxel-index mesh → world mesh.
+pub(crate) fn finish_voxel_mesh(
+    geometry: &VolumeGeometry,
+    mut positions_voxel: Vec<[f32; 3]>,
+    tris: Vec<[u32; 3]>,
+) -> TriMesh {
+    scale_to_grid_mm(geometry, &mut positions_voxel);
+    grid_mm_to_world(geometry, positions_voxel, tris)
+}
+
+/// Isosurface of `volume` at `level`, then smoothing, decimation and repair per `params`.
+pub fn iso_mesh(
+    volume: &Volume<f32>,
+    level: f32,
+    params: &MeshingParams,
+    ctx: &JobContext,
+) -> Result<TriMesh, MeshingError> {
+    ctx.set_stage("Extracting isosurface");
+    let (mut pos, tris) = marching_cubes::isosurface_voxel(volume, level, &ctx.sub(0.0, 0.3))?;
+    if tris.is_empty() {
+        return Err(MeshingError::EmptySurface(level));
+    }
+    let geometry = volume.geometry();
+    scale_to_grid_mm(geometry, &mut pos);
+    if let Some(sp) = &params.smooth {
+        ctx.set_stage("Smoothing");
+        let adjacency = smooth::Adjacency::from_polygons(pos.len(), &tris);
+        let anchors = pos.clone();
+        let spacing = geometry.spacing_mm.map(|x| x as f32);
+        smooth::taubin(
+            &mut pos,
+            &adjacency,
+            Some((&anchors, spacing)),
+            sp,
+            &ctx.sub(0.3, 0.5),
+        )?;
+    }
+    let mesh = grid_mm_to_world(geometry, pos, tris);
+    postprocess(mesh, params, &ctx.sub(0.5, 1.0))
+}
+
+fn postprocess(
+    mut mesh: TriMesh,
+    params: &MeshingParams,
+    ctx: &JobContext,
+) -> Result<TriMesh, MeshingError> {
+    if params.min_component_mm3 > 0.0 {
+        ctx.set_stage("Removing small islands");
+        repair::remove_small_components(&mut mesh, params.min_component_mm3);
+    }
+    if let Some(target) = params.decimate {
+        ctx.set_stage("Decimating");
+        mesh = decimate(&mesh, target, ctx)?;
+    }
+    if params.fill_holes {
+        repair::fill_holes(&mut mesh);
+    }
+    repair::orient_outward(&mut mesh);
+    mesh.compute_normals();
+    Ok(mesh)
+}
+
+/// Every label present in `map` (or those in `only`), from one shared surface net.
+pub fn label_surfaces(
+    map: &LabelMap,
+    only: Option<&[u16]>,
+    params: &MeshingParams,
+    ctx: &JobContext,
+) -> Result<Vec<LabelSurface>, MeshingError> {
+    let geometry = map.geometry();
+    ctx.set_stage("Surface nets");
+    let net = surface_nets::surface_net(&map.volume, &ctx.sub(0.0, 0.3))?;
+    let mut pos = net.positions_voxel;
+    let mut anchors = net.cell_centres_voxel;
+    scale_to_grid_mm(geometry, &mut pos);
+    scale_to_grid_mm(geometry, &mut anchors);
+    if let Some(sp) = &params.smooth {
+        ctx.set_stage("Smoothing");
+        let quads: Vec<[u32; 4]> = net.quads.iter().map(|q| q.v).collect();
+        let adjacency = smooth::Adjacency::from_polygons(pos.len(), &quads);
+        let spacing = geometry.spacing_mm.map(|x| x as f32);
+        smooth::taubin(
+            &mut pos,
+            &adjacency,
+            Some((&anchors, spacing)),
+            sp,
+            &ctx.sub(0.3, 0.45),
+        )?;
+    }
+    drop(anchors);
+    // Split each quad once, along its shorter diagonal, so both labels get the same triangles.
+    let d2 = |a: u32, b: u32| -> f32 {
+        let (p, q) = (pos[a as usize], pos[b as usize]);
+        (0..3).map(|d| (p[d] - q[d]).powi(2)).sum()
+    };
+    let mut labels: Vec<u16> = map
+        .values_present()
+        .into_iter()
+        .filter(|&l| l != 0)
+        .collect();
+    if let Some(only) = only {
+        for l in only {
+            if !labels.contains(l) {
+                return Err(MeshingError::LabelNotPresent(*l));
+            }
+        }
+        labels.retain(|l| only.contains(l));
+    }
+    // Per label, a vertex is copied once per face-connected group of that label's voxels in its
+    // cell: two voxels touching only along an edge get separate (touching) sheets instead of
+    // a non-manifold edge that slicers reject.
+    let grid = surface_nets::Grid {
+        labels: map.volume.data(),
+        dims: geometry.dims,
+    };
+    let comps = surface_nets::corner_components();
+    let mut per_label: Vec<Vec<[(u32, u8); 3]>> = vec![Vec::new(); labels.len()];
+    let slot = |l: u16| labels.binary_search(&l).ok();
+    for q in &net.quads {
+        let v = q.v;
+        let split: [[usize; 3]; 2] = if d2(v[0], v[2]) <= d2(v[1], v[3]) {
+            [[0, 1, 2], [0, 2, 3]]
+        } else {
+            [[0, 1, 3], [1, 2, 3]]
+        };
+        for (label, voxel, reverse) in [(q.a, q.voxel, false), (q.b, step(q.voxel, q.axis), true)] {
+            let Some(s) = slot(label) else { continue };
+            let comp: [u8; 4] = q.cells().map(|c| {
+                let mut mask = 0usize;
+                for corner in 0..8 {
+                    let (dx, dy, dz) = (
+                        (corner & 1) as isize,
+                        ((corner >> 1) & 1) as isize,
+                        ((corner >> 2) & 1) as isize,
+                    );
+                    if grid.at(c[0] as isize + dx, c[1] as isize + dy, c[2] as isize + dz) == label
+                    {
+                        mask |= 1 << corner;
+                    }
+                }
+                let corner =
+                    (voxel[0] - c[0]) | ((voxel[1] - c[1]) << 1) | ((voxel[2] - c[2]) << 2);
+                comps[mask][corner as usize & 7]
+            });
+            for t in split {
+                let tri = t.map(|m| (v[m], comp[m]));
+                per_label[s].push(if reverse {
+                    [tri[0], tri[2], tri[1]]
+                } else {
+                    tri
+                });
+            }
+        }
+    }
+    ctx.check_cancelled()?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total_faces: usize = per_label.iter().map(Vec::len).sum();
+    let post = ctx.sub(0.45, 1.0);
+    let surfaces = labels
+        .par_iter()
+        .zip(per_label.into_par_iter())
+        .map(|(&label, tris)| -> Result<LabelSurface, MeshingError> {
+            let (p, t) = gather(&pos, tris);
+            let mesh = grid_mm_to_world(geometry, p, t);
+            let mut part_params = params.clone();
+            // A whole-model face budget is shared out in proportion to each part's size.
+            if let Some(DecimateTarget::Faces(f)) = params.decimate {
+                let share = (f as f64 * mesh.face_count() as f64 / total_faces.max(1) as f64).ceil()
+                    as usize;
+                part_params.decimate = Some(DecimateTarget::Faces(share.max(4)));
+            }
+            let mesh = postprocess(
+                mesh,
+                &part_params,
+                &JobContext::new(crate::jobs::Progress::new(), post.cancel_token().clone()),
+            )?;
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            post.set_steps(d, labels.len());
+            let info = map.table.get(label);
+            Ok(LabelSurface {
+                label,
+                name: info
+                    .map(|i| i.name.clone())
+                    .unwrap_or_else(|| format!("label {label}")),
+                color: info
+                    .map(|i| i.color)
+                    .unwrap_or_else(|| crate::volume::LabelTable::default_color(label)),
+                mesh,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(surfaces)
+}
+
+/// The surface of one label (the ARCHITECTURE entry point).
+pub fn label_to_mesh(
+    map: &LabelMap,
+    label: u16,
+    params: &MeshingParams,
+    ctx: &JobContext,
+) -> Result<TriMesh, MeshingError> {
+    let mut parts = label_surfaces(map, Some(&[label]), params, ctx)?;
+    parts
+        .pop()
+        .map(|p| p.mesh)
+        .ok_or(MeshingError::LabelNotPresent(label))
+}
+
+fn step(v: [i32; 3], axis: u8) -> [i32; 3] {
+    let mut v = v;
+    v[axis as usize] += 1;
+    v
+}
+
+/// The vertex copies `tris` uses, renumbered from zero.
+fn gather(pos: &[[f32; 3]], tris: Vec<[(u32, u8); 3]>) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
+    let mut new_id: std::collections::HashMap<(u32, u8), u32> =
+        std::collections::HashMap::with_capacity(tris.len() / 2 + 1);
+    let mut out = Vec::with_capacity(tris.len() / 2 + 3);
+    let mut origin: Vec<u32> = Vec::with_capacity(tris.len() / 2 + 3);
+    let tris: Vec<[u32; 3]> = tris
+        .into_iter()
+        .map(|t| {
+            t.map(|key| {
+                *new_id.entry(key).or_insert_with(|| {
+                    out.push(pos[key.0 as usize]);
+                    origin.push(key.0);
+                    out.len() as u32 - 1
+                })
+            })
+        })
+        .collect();
+    separate_copies(&mut out, &origin, &tris);
+    (out, tris)
+}
+
+/// Moves each copy of a split vertex a fifth of the way towards its own ring's centroid, so
+/// readers that weld vertices by position (STL, trimesh, slicers) keep the sheets apart.
+fn separate_copies(pos: &mut [[f32; 3]], origin: &[u32], tris: &[[u32; 3]]) {
+    let mut copies: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    for &o in origin {
+        *copies.entry(o).or_insert(0) += 1;
+    }
+    let split: Vec<bool> = origin.iter().map(|o| copies[o] > 1).collect();
+    if !split.iter().any(|&s| s) {
+        return;
+    }
+    let mut sum = vec![[0.0f32; 4]; pos.len()];
+    for t in tris {
+        for k in 0..3 {
+            let v = t[k] as usize;
+            if !split[v] {
+                continue;
+            }
+            for m in [t[(k + 1) % 3], t[(k + 2) % 3]] {
+                let q = pos[m as usize];
+                sum[v] = [
+                    sum[v][0] + q[0],
+                    sum[v][1] + q[1],
+                    sum[v][2] + q[2],
+                    sum[v][3] + 1.0,
+                ];
+            }
+        }
+    }
+    for (v, s) in sum.iter().enumerate() {
+        if split[v] && s[3] > 0.0 {
+            for d in 0..3 {
+                pos[v][d] += 0.2 * (s[d] / s[3] - pos[v][d]);
+            }
+        }
+    }
+}

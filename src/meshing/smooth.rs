@@ -1,0 +1,122 @@
+//! Taubin λ/μ smoothing: a shrinking step then an inflating one, so a sphere keeps its
+//! volume, optionally clamped to a box around each vertex's anchor (its voxel cell or its
+//! extracted position) so the smoothed surface stays true to the segmentation.
+
+use super::MeshingError;
+use crate::jobs::JobContext;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SmoothParams {
+    /// λ/μ pairs.
+    pub iterations: usize,
+    pub lambda: f32,
+    pub mu: f32,
+    /// Largest move from the anchor along each grid axis, in voxels; `None` = unconstrained.
+    pub max_offset_voxels: Option<f32>,
+}
+
+impl Default for SmoothParams {
+    fn default() -> Self {
+        // Pass band k_pb = 1/λ + 1/μ ≈ 0.1 (Taubin 1995): removes the voxel staircase only.
+        Self {
+            iterations: 15,
+            lambda: 0.5,
+            mu: -0.53,
+            max_offset_voxels: Some(0.5),
+        }
+    }
+}
+
+/// Vertex neighbours in compressed rows.
+pub struct Adjacency {
+    pub start: Vec<u32>,
+    pub neighbours: Vec<u32>,
+}
+
+impl Adjacency {
+    /// From polygon loops (triangles or quads): each consecutive pair is an edge.
+    pub fn from_polygons<const N: usize>(vertex_count: usize, polys: &[[u32; N]]) -> Self {
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(polys.len() * N * 2);
+        for p in polys {
+            for k in 0..N {
+                let (a, b) = (p[k], p[(k + 1) % N]);
+                edges.push((a, b));
+                edges.push((b, a));
+            }
+        }
+        edges.par_sort_unstable();
+        edges.dedup();
+        let mut start = vec![0u32; vertex_count + 1];
+        for &(a, _) in &edges {
+            start[a as usize + 1] += 1;
+        }
+        for v in 0..vertex_count {
+            start[v + 1] += start[v];
+        }
+        Self {
+            start,
+            neighbours: edges.into_iter().map(|(_, b)| b).collect(),
+        }
+    }
+
+    pub fn of(&self, v: usize) -> &[u32] {
+        &self.neighbours[self.start[v] as usize..self.start[v + 1] as usize]
+    }
+}
+
+/// Smooths `positions` in place. `anchors` and `spacing_mm` define the constraint box:
+/// `|p - anchor|` per axis at most `max_offset_voxels * spacing_mm[axis]`. Positions must be in
+/// an isotropic frame (grid index × spacing) for the box to be axis-aligned.
+pub fn taubin(
+    positions: &mut [[f32; 3]],
+    adjacency: &Adjacency,
+    anchors: Option<(&[[f32; 3]], [f32; 3])>,
+    params: &SmoothParams,
+    ctx: &JobContext,
+) -> Result<(), MeshingError> {
+    let mut next = positions.to_vec();
+    let limit = anchors.and_then(|(a, spacing)| {
+        params
+            .max_offset_voxels
+            .map(|m| (a, spacing.map(|s| s * m)))
+    });
+    for it in 0..params.iterations {
+        ctx.check_cancelled()?;
+        ctx.set_steps(it, params.iterations);
+        for factor in [params.lambda, params.mu] {
+            let current: &[[f32; 3]] = positions;
+            next.par_iter_mut().enumerate().for_each(|(v, out)| {
+                let nb = adjacency.of(v);
+                let p = current[v];
+                if nb.is_empty() {
+                    *out = p;
+                    return;
+                }
+                let mut avg = [0.0f32; 3];
+                for &n in nb {
+                    let q = current[n as usize];
+                    for d in 0..3 {
+                        avg[d] += q[d];
+                    }
+                }
+                let inv = 1.0 / nb.len() as f32;
+                let mut r = [0.0f32; 3];
+                for d in 0..3 {
+                    r[d] = p[d] + factor * (avg[d] * inv - p[d]);
+                }
+                if let Some((anchor, half)) = limit {
+                    let a = anchor[v];
+                    for d in 0..3 {
+                        r[d] = r[d].clamp(a[d] - half[d], a[d] + half[d]);
+                    }
+                }
+                *out = r;
+            });
+            positions.copy_from_slice(&next);
+        }
+    }
+    ctx.set_progress(1.0);
+    Ok(())
+}
