@@ -3,6 +3,11 @@
 //! Each subcommand lives in its own file; this one parses and dispatches. On failure a
 //! command prints one line `error: <reason>` and exits non-zero.
 
+pub mod bench;
+pub mod convert;
+pub mod info;
+mod progress;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,11 +27,29 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// List the series in a DICOM folder/file, or the geometry of a NIfTI file.
+    Info(info::InfoArgs),
+    /// Convert a DICOM series or a NIfTI file to NIfTI (.nii or .nii.gz).
+    Convert(convert::ConvertArgs),
+    /// Measure performance (not a test): `bench load`.
+    Bench(bench::BenchArgs),
+}
 
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
 pub fn run(command: Command) -> ExitCode {
-    match command {}
+    let result = match command {
+        Command::Info(args) => info::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `RUST_LOG`-controlled logging to stderr.
