@@ -9,6 +9,9 @@ pub mod volume;
 // L1
 pub mod io;
 
+// L2
+pub mod registration;
+
 // L6: composition roots
 pub mod app;
 pub mod cli;

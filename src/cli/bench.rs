@@ -10,6 +10,8 @@ pub struct BenchArgs {
 pub enum BenchWhich {
     /// DICOM series vs .nii.gz load time and peak memory for a synthetic CT.
     Load(LoadArgs),
+    /// Rigid and deformable registration of a synthetic CT/MR phantom: time and TRE.
+    Register(super::register::BenchRegisterArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -25,5 +27,6 @@ pub struct LoadArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         BenchWhich::Load(_a) => anyhow::bail!("not yet"),
+        BenchWhich::Register(a) => super::register::bench(a),
     }
 }

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod convert;
 pub mod info;
 mod progress;
+pub mod register;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Convert a DICOM series or a NIfTI file to NIfTI (.nii or .nii.gz).
     Convert(convert::ConvertArgs),
+    /// Register MOVING (MRI) onto FIXED (CT): writes transform.tfm, moving_on_fixed.nii.gz, report.json.
+    Register(register::RegisterArgs),
     /// Measure performance (not a test): `bench load`.
     Bench(bench::BenchArgs),
 }
@@ -42,6 +45,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Register(args) => register::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
