@@ -428,6 +428,9 @@ pub struct BenchRegisterArgs {
     /// Skip the deformable run.
     #[arg(long)]
     pub rigid_only: bool,
+    /// MR without noise and bias field.
+    #[arg(long)]
+    pub clean: bool,
 }
 
 /// Times rigid and deformable registration of the phantom pair and reports TRE.
@@ -440,13 +443,22 @@ pub fn bench(args: BenchRegisterArgs) -> anyhow::Result<()> {
         );
     };
     let t = std::time::Instant::now();
-    let ph = PhantomSpec::benchmark(false).generate();
+    let spec = |warp: bool| {
+        let mut s = PhantomSpec::benchmark(warp);
+        if args.clean {
+            s.mr_noise = 0.0;
+            s.mr_bias = 0.0;
+        }
+        s
+    };
+    let ph = spec(false).generate();
     println!(
-        "phantom: CT {:?} @ {:?} mm, MR {:?} @ {:?} mm, 8° about S + 2° about L, (6, -4, 3) mm (generated in {:.1} s)",
+        "phantom: CT {:?} @ {:?} mm, MR {:?} @ {:?} mm ({}), 8° about S + 2° about L, (6, -4, 3) mm (generated in {:.1} s)",
         ph.ct.dims(),
         ph.ct.geometry().spacing_mm,
         ph.mr.dims(),
         ph.mr.geometry().spacing_mm,
+        if args.clean { "clean" } else { "noise σ 15, bias ±15 %" },
         t.elapsed().as_secs_f64()
     );
     let points = ph.target_points(5.0);
@@ -467,7 +479,7 @@ pub fn bench(args: BenchRegisterArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     drop(ph);
-    let ph = PhantomSpec::benchmark(true).generate();
+    let ph = spec(true).generate();
     let points = ph.target_points(5.0);
     let before = target_registration_error(&points, |p| *p, |p| ph.spec.truth.apply(p));
     println!(

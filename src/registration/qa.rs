@@ -92,7 +92,7 @@ pub struct GreyImage {
 }
 
 /// Alternating squares of the fixed and the resampled moving image on the axial (`k`) slice
-/// `k`, each windowed to its own 1–99 % range, `squares` squares across.
+/// `k`, each windowed to the 2–98 % range of its own foreground, `squares` squares across.
 pub fn checkerboard_axial(
     fixed: &Volume<f32>,
     moving_on_fixed: &Volume<f32>,
@@ -101,8 +101,20 @@ pub fn checkerboard_axial(
 ) -> GreyImage {
     let [nx, ny, nz] = fixed.dims();
     let k = k.min(nz - 1);
-    let (flo, fhi) = volume_quantiles(fixed, 0.01, 0.99);
-    let (mlo, mhi) = volume_quantiles(moving_on_fixed, 0.01, 0.99);
+    // Window each image on its own foreground (above Otsu), so CT air and MR background do
+    // not wash out the tissue the eye must follow across square borders.
+    let window = |v: &Volume<f32>| {
+        let t = super::init::otsu_threshold(v);
+        let n = v.data().len();
+        let stride = (n / 200_000).max(1);
+        super::sampling::quantiles(
+            v.data().iter().step_by(stride).copied().filter(|x| *x > t),
+            0.02,
+            0.98,
+        )
+    };
+    let (flo, fhi) = window(fixed);
+    let (mlo, mhi) = window(moving_on_fixed);
     let side = (nx.max(ny) / squares.max(1)).max(1);
     let mut pixels = Vec::with_capacity(nx * ny);
     // Row 0 at the top is anterior when j runs posterior; keep voxel order (radiological
