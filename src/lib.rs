@@ -8,9 +8,17 @@ pub mod volume;
 
 // L1
 pub mod io;
+// Synthetic data built from core types (used by the app and by tests of later layers).
+pub mod sample;
 
 // L2
 pub mod registration;
+
+// L3
+pub mod document;
+
+// L5
+pub mod ui;
 
 // L6: composition roots
 pub mod app;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub struct InfoArgs {
     /// A DICOM folder or file, or a .nii / .nii.gz file.
     pub path: PathBuf,
-    /// Print JSON (rows, skipped files, and for NIfTI the LPS world_from_voxel affine).
+    /// Print JSON: rows (each with its LPS world_from_voxel affine) and skipped files.
     #[arg(long)]
     pub json: bool,
 }
@@ -28,6 +28,19 @@ pub struct SeriesRow {
     /// DICOM transfer syntax, or the NIfTI version and which header fields placed it.
     pub transfer_syntax: String,
     pub warnings: Vec<String>,
+    /// 4×4 row-major voxel index → LPS millimetres, as the volume will load.
+    pub world_from_voxel: Option<[[f64; 4]; 4]>,
+}
+
+fn affine_rows(g: &crate::volume::VolumeGeometry) -> [[f64; 4]; 4] {
+    let m = g.world_from_voxel();
+    let mut rows = [[0.0; 4]; 4];
+    for (r, row) in rows.iter_mut().enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = m[(r, c)];
+        }
+    }
+    rows
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,13 +88,7 @@ fn describe_nifti(
 ) -> Result<InfoReport, io::IoError> {
     let img = nifti::read_nifti(path, ctx)?;
     let g = img.image.volume.geometry();
-    let m = g.world_from_voxel();
-    let mut affine = [[0.0; 4]; 4];
-    for (r, row) in affine.iter_mut().enumerate() {
-        for (c, v) in row.iter_mut().enumerate() {
-            *v = m[(r, c)];
-        }
-    }
+    let affine = affine_rows(g);
     let row = SeriesRow {
         index: 0,
         uid: String::new(),
@@ -98,6 +105,7 @@ fn describe_nifti(
             img.affine_source.name()
         ),
         warnings: img.image.meta.warnings.clone(),
+        world_from_voxel: Some(affine),
     };
     Ok(InfoReport {
         path: path.display().to_string(),
@@ -110,10 +118,56 @@ fn describe_nifti(
 
 fn describe_dicom(
     path: &std::path::Path,
-    _ctx: &crate::jobs::JobContext,
+    ctx: &crate::jobs::JobContext,
 ) -> Result<InfoReport, io::IoError> {
-    Err(io::IoError::UnknownFormat {
-        path: path.to_path_buf(),
+    let scan = io::dicom::scan(path, ctx)?;
+    let series = scan
+        .series
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            let mut warnings = s.warnings.clone();
+            match &s.problem {
+                Some(io::dicom::Problem::Syntax { reason, .. }) => {
+                    warnings.insert(0, format!("cannot load: {reason}"))
+                }
+                Some(io::dicom::Problem::Image(reason)) => {
+                    warnings.insert(0, format!("cannot load: {reason}"))
+                }
+                None => {}
+            }
+            if s.is_localizer {
+                warnings.insert(0, "localizer".into());
+            }
+            SeriesRow {
+                index,
+                uid: s.uid.clone(),
+                modality: s.modality.code().to_string(),
+                description: s.description.clone(),
+                dims: s.dims,
+                spacing_mm: s.spacing_mm,
+                orientation: s.orientation.clone(),
+                slice_count: s.slice_count,
+                transfer_syntax: s.transfer_syntax.clone(),
+                warnings,
+                world_from_voxel: s.geometry().ok().map(|g| affine_rows(&g)),
+            }
+        })
+        .collect();
+    let skipped = scan
+        .skipped
+        .iter()
+        .map(|s| SkippedRow {
+            path: s.path.display().to_string(),
+            reason: s.reason.clone(),
+        })
+        .collect();
+    Ok(InfoReport {
+        path: path.display().to_string(),
+        format: "DICOM".into(),
+        series,
+        skipped,
+        world_from_voxel: None,
     })
 }
 

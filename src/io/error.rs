@@ -22,6 +22,8 @@ pub enum IoError {
         name: String,
         path: PathBuf,
     },
+    #[error("unsupported image ({reason}): {path}")]
+    UnsupportedImage { path: PathBuf, reason: String },
     #[error("file is truncated or corrupt ({reason}): {path}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("no DICOM images found among {files_seen} files: {path}")]

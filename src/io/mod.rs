@@ -5,6 +5,8 @@
 //! files and folders, whatever they are called.
 
 pub mod atomic;
+pub mod browse;
+pub mod dicom;
 mod error;
 pub mod jpeg12;
 pub mod jpegls;
@@ -84,12 +86,81 @@ pub fn load_image(path: &Path, ctx: &JobContext) -> Result<LoadedImage, IoError>
 /// SeriesInstanceUID; without it the primary series, with a note saying which and why.
 pub fn load_dicom_series(
     path: &Path,
-    _series: Option<&str>,
-    _ctx: &JobContext,
+    series: Option<&str>,
+    ctx: &JobContext,
 ) -> Result<(LoadedImage, Option<String>), IoError> {
-    Err(IoError::UnknownFormat {
-        path: path.to_path_buf(),
-    })
+    let scan = dicom::scan(path, &ctx.sub(0.0, 0.2))?;
+    let (index, note) = choose_series(&scan, series)?;
+    let image = dicom::load_series(&scan, index, &ctx.sub(0.2, 1.0))?;
+    Ok((image, note))
+}
+
+/// Resolves `--series N|UID`, or picks the primary series when there is a choice to make.
+pub fn choose_series(
+    scan: &dicom::DicomScan,
+    wanted: Option<&str>,
+) -> Result<(usize, Option<String>), IoError> {
+    if scan.series.is_empty() {
+        return Err(IoError::NoImages {
+            path: scan.root.clone(),
+            files_seen: scan.skipped.len(),
+        });
+    }
+    if let Some(w) = wanted {
+        let w = w.trim();
+        let by_index = w.parse::<usize>().ok().filter(|i| *i < scan.series.len());
+        let by_uid = || scan.series.iter().position(|s| s.uid == w);
+        return match by_index.or_else(by_uid) {
+            Some(i) => Ok((i, None)),
+            None => Err(IoError::SeriesNotFound {
+                path: scan.root.clone(),
+                wanted: w.to_string(),
+                available: format!(
+                    "indices 0..{} or a SeriesInstanceUID from `fuseprint info`",
+                    scan.series.len()
+                ),
+            }),
+        };
+    }
+    if scan.series.len() == 1 {
+        return Ok((0, None));
+    }
+    match dicom::primary_series(scan) {
+        Some((i, why)) => Ok((
+            i,
+            Some(format!(
+                "{} series found; converting #{i}, {why} (choose another with --series)",
+                scan.series.len()
+            )),
+        )),
+        None => Err(IoError::AmbiguousSeries {
+            path: scan.root.clone(),
+            count: scan.series.len(),
+            listing: series_listing(scan),
+        }),
+    }
+}
+
+/// One line per series, for messages that ask the user to choose.
+pub fn series_listing(scan: &dicom::DicomScan) -> String {
+    scan.series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "  #{i}: {} \"{}\" {}x{}x{} {} ({} images) uid {}",
+                s.modality.code(),
+                s.description,
+                s.dims[0],
+                s.dims[1],
+                s.dims[2],
+                s.orientation,
+                s.slice_count,
+                s.uid
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What [`save_nifti`] accepts: a loaded image (its description is kept) or a bare volume.
@@ -118,4 +189,31 @@ impl NiftiSource for Volume<f32> {
 /// Writes `.nii` or `.nii.gz` atomically; refuses an existing file unless `overwrite`.
 pub fn save_nifti(path: &Path, image: &impl NiftiSource, overwrite: bool) -> Result<(), IoError> {
     nifti::write_nifti(path, image.volume(), image.description(), overwrite)
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), for benchmarks.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU seconds (user + system) this process has used so far (Linux), for benchmarks
+/// on a shared machine where wall time depends on the neighbours.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux target we build for.
+    Some((utime + stime) / 100.0)
+}
+
+/// The 1/5/15-minute load averages (Linux), so benchmark reports can say how busy the machine was.
+pub fn load_average() -> Result<String, std::io::Error> {
+    let s = std::fs::read_to_string("/proc/loadavg")?;
+    Ok(s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }

@@ -44,6 +44,19 @@ pub fn compress(payload: &[u8], level: u32) -> Vec<u8> {
     out
 }
 
+/// One ordinary gzip member, as zlib/nibabel/ITK write it (sequential only).
+pub fn compress_single(payload: &[u8], level: u32) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(payload.len() / 3 + 64),
+        Compression::new(level),
+    );
+    // Writing into a Vec cannot fail.
+    match enc.write_all(payload).and_then(|_| enc.finish()) {
+        Ok(v) => v,
+        Err(_) => Vec::new(),
+    }
+}
+
 fn tagged_member(chunk: &[u8], level: u32) -> Vec<u8> {
     let mut enc = DeflateEncoder::new(
         Vec::with_capacity(chunk.len() / 3 + 64),
@@ -71,14 +84,29 @@ fn tagged_member(chunk: &[u8], level: u32) -> Vec<u8> {
 }
 
 /// One tagged member located in the file.
-struct Member {
+pub struct Member {
     deflate: std::ops::Range<usize>,
     crc: u32,
-    len: usize,
+    /// Inflated length (the gzip ISIZE field).
+    pub len: usize,
+}
+
+/// Inflates one whole member into `buf` and checks its CRC.
+pub fn inflate_member(bytes: &[u8], m: &Member, buf: &mut Vec<u8>) -> Result<(), GzError> {
+    buf.resize(m.len, 0);
+    let mut dec = DeflateDecoder::new(&bytes[m.deflate.clone()]);
+    dec.read_exact(buf)
+        .map_err(|e| GzError::Corrupt(e.to_string()))?;
+    let mut crc = Crc::new();
+    crc.update(buf);
+    if crc.sum() != m.crc {
+        return Err(GzError::Corrupt("CRC mismatch".into()));
+    }
+    Ok(())
 }
 
 /// Member boundaries when every member carries our `FP` tag, else `None`.
-fn tagged_members(bytes: &[u8]) -> Option<Vec<Member>> {
+pub fn tagged_members(bytes: &[u8]) -> Option<Vec<Member>> {
     let mut members = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
@@ -92,10 +120,15 @@ fn tagged_members(bytes: &[u8]) -> Option<Vec<Member>> {
         }
         let end = at.checked_add(total)?;
         let trailer = bytes.get(end - 8..end)?;
+        let len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]) as usize;
+        // An ISIZE that the deflate data cannot produce is a lie; let the slow path report it.
+        if len as u64 > (total as u64).saturating_mul(MAX_INFLATE_RATIO) {
+            return None;
+        }
         members.push(Member {
             deflate: at + TAGGED_HEADER_LEN..end - 8,
             crc: u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]),
-            len: u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]) as usize,
+            len,
         });
         at = end;
     }

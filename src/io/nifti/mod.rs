@@ -8,6 +8,7 @@
 pub mod affine;
 pub mod gz;
 pub mod header;
+mod voxels;
 
 use super::atomic::write_atomic;
 use super::{IoError, LoadedImage};
@@ -98,8 +99,14 @@ fn read_nifti_from(bytes: &[u8], path: &Path, ctx: &JobContext) -> Result<NiftiI
     let needed = header.vox_offset + data_bytes;
     ctx.check_cancelled()?;
 
-    let inflated;
-    let payload: &[u8] = if gzipped {
+    let count = header.voxel_count().map_err(|e| bad(path, e.to_string()))?;
+    let conv = voxels::Converter::new(&header);
+    ctx.set_stage(if gzipped {
+        "Decompressing"
+    } else {
+        "Converting voxels"
+    });
+    let read = if gzipped {
         let ceiling = (bytes.len() as u64).saturating_mul(gz::MAX_INFLATE_RATIO);
         if needed > ceiling {
             return Err(bad(
@@ -110,32 +117,23 @@ fn read_nifti_from(bytes: &[u8], path: &Path, ctx: &JobContext) -> Result<NiftiI
                 ),
             ));
         }
-        let needed = usize::try_from(needed)
-            .map_err(|_| bad(path, format!("header needs {needed} bytes")))?;
-        ctx.set_stage("Decompressing");
-        inflated = gz::decompress(bytes, needed, &ctx.sub(0.0, 0.8)).map_err(gz_err)?;
-        &inflated
+        voxels::from_gzip(bytes, header.vox_offset, count, &conv, &ctx.sub(0.0, 0.95))
     } else {
-        bytes
+        voxels::from_plain(bytes, header.vox_offset, count, &conv)
     };
-    if (payload.len() as u64) < needed {
-        return Err(bad(
+    let (data, lowest) = read.map_err(|e| match e {
+        voxels::VoxelError::Gz(e) => gz_err(e),
+        voxels::VoxelError::Short { have } => bad(
             path,
             format!(
-                "header says {needed} bytes ({:?} {:?} voxels from offset {}) but the {}data has only {}",
+                "header says {needed} bytes ({:?} {:?} voxels from offset {}) but the {}data has only {have}",
                 header.spatial_dims(),
                 header.datatype,
                 header.vox_offset,
                 if gzipped { "decompressed " } else { "" },
-                payload.len()
             ),
-        ));
-    }
-    let vox_offset = header.vox_offset as usize;
-    let raw = &payload[vox_offset..vox_offset + data_bytes as usize];
-    ctx.set_stage("Converting voxels");
-    ctx.check_cancelled()?;
-    let data = to_f32(raw, &header);
+        ),
+    })?;
     ctx.set_progress(0.95);
 
     let (ras, source) = affine::ras_from_voxel(&header).map_err(|e| bad(path, e))?;
@@ -153,9 +151,8 @@ fn read_nifti_from(bytes: &[u8], path: &Path, ctx: &JobContext) -> Result<NiftiI
             &header.dim[1..=header.dim[0] as usize]
         ));
     }
-    let (lo, _) = volume.min_max();
     // NIfTI has no modality field; air at about -1000 is the mark of CT in Hounsfield units.
-    let modality = if lo <= -900.0 {
+    let modality = if lowest <= -900.0 {
         Modality::Ct
     } else {
         Modality::Other("NIfTI".into())
@@ -179,69 +176,6 @@ fn read_nifti_from(bytes: &[u8], path: &Path, ctx: &JobContext) -> Result<NiftiI
         header,
         affine_source: source,
     })
-}
-
-/// Raw voxels to f32 with scl_slope/scl_inter, in parallel.
-fn to_f32(raw: &[u8], h: &NiftiHeader) -> Vec<f32> {
-    let bpv = h.datatype.bytes();
-    let n = raw.len() / bpv;
-    let mut out = vec![0f32; n];
-    let le = h.little_endian;
-    let scale = h.scaling();
-    const CHUNK: usize = 1 << 16;
-    out.par_chunks_mut(CHUNK)
-        .zip(raw.par_chunks(CHUNK * bpv))
-        .for_each(|(dst, src)| {
-            macro_rules! conv {
-                ($t:ty, $n:expr) => {
-                    for (d, s) in dst.iter_mut().zip(src.chunks_exact($n)) {
-                        let mut a = [0u8; $n];
-                        a.copy_from_slice(s);
-                        let v = if le {
-                            <$t>::from_le_bytes(a)
-                        } else {
-                            <$t>::from_be_bytes(a)
-                        };
-                        *d = v as f32;
-                    }
-                };
-            }
-            match h.datatype {
-                DataType::U8 => conv!(u8, 1),
-                DataType::I8 => conv!(i8, 1),
-                DataType::I16 => conv!(i16, 2),
-                DataType::U16 => conv!(u16, 2),
-                DataType::I32 => conv!(i32, 4),
-                DataType::U32 => conv!(u32, 4),
-                DataType::I64 => conv!(i64, 8),
-                DataType::U64 => conv!(u64, 8),
-                DataType::F32 => conv!(f32, 4),
-                DataType::F64 => {
-                    for (d, s) in dst.iter_mut().zip(src.chunks_exact(8)) {
-                        let mut a = [0u8; 8];
-                        a.copy_from_slice(s);
-                        let v = if le {
-                            f64::from_le_bytes(a)
-                        } else {
-                            f64::from_be_bytes(a)
-                        };
-                        *d = match scale {
-                            // Scale in f64 so large f64 values keep their precision.
-                            Some((m, b)) => (v * m + b) as f32,
-                            None => v as f32,
-                        };
-                    }
-                    return;
-                }
-            }
-            if let Some((m, b)) = scale {
-                let (m, b) = (m as f32, b as f32);
-                for d in dst.iter_mut() {
-                    *d = *d * m + b;
-                }
-            }
-        });
-    out
 }
 
 /// Reads a label map: every voxel must be a whole number in 0..=65535.
@@ -288,6 +222,32 @@ pub fn write_nifti(
     description: &str,
     overwrite: bool,
 ) -> Result<(), IoError> {
+    write_nifti_with(
+        path,
+        volume,
+        description,
+        overwrite,
+        GzLayout::ParallelMembers,
+    )
+}
+
+/// How a `.nii.gz` is laid out inside (both are plain gzip to every reader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GzLayout {
+    /// Tagged members of a few MiB: compressed and decompressed on all cores (the default).
+    ParallelMembers,
+    /// One member, as most tools write it: only sequential decompression is possible.
+    SingleMember,
+}
+
+/// [`write_nifti`] with a choice of gzip layout (benchmarks compare the two).
+pub fn write_nifti_with(
+    path: &Path,
+    volume: &Volume<f32>,
+    description: &str,
+    overwrite: bool,
+    layout: GzLayout,
+) -> Result<(), IoError> {
     let fits_i16 = volume
         .data()
         .par_iter()
@@ -312,6 +272,7 @@ pub fn write_nifti(
         body,
         description,
         overwrite,
+        layout,
     )
 }
 
@@ -335,6 +296,7 @@ pub fn write_labels(path: &Path, labels: &LabelMap, overwrite: bool) -> Result<(
         body,
         "fuseprint labels",
         overwrite,
+        GzLayout::ParallelMembers,
     )
 }
 
@@ -348,7 +310,18 @@ fn write_file(
     body: Vec<u8>,
     description: &str,
     overwrite: bool,
+    layout: GzLayout,
 ) -> Result<(), IoError> {
+    if g.dims.iter().any(|d| *d > i16::MAX as usize) {
+        return Err(bad(
+            path,
+            format!(
+                "dims {:?} exceed NIfTI-1's limit of {} voxels per axis",
+                g.dims,
+                i16::MAX
+            ),
+        ));
+    }
     let mut bytes = header_bytes(g, storage_datatype(storage), description);
     bytes.extend_from_slice(&body);
     drop(body);
@@ -357,7 +330,10 @@ fn write_file(
         .map(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".gz"))
         .unwrap_or(false);
     let out = if gzip {
-        gz::compress(&bytes, GZIP_LEVEL)
+        match layout {
+            GzLayout::ParallelMembers => gz::compress(&bytes, GZIP_LEVEL),
+            GzLayout::SingleMember => gz::compress_single(&bytes, GZIP_LEVEL),
+        }
     } else {
         bytes
     };
@@ -372,7 +348,7 @@ pub(crate) fn header_bytes(g: &VolumeGeometry, datatype: DataType, description: 
     put(&mut b, 38, b"r"); // regular: Analyze legacy, set by every writer
     let mut dim = [3i16, 1, 1, 1, 1, 1, 1, 1];
     for a in 0..3 {
-        // dims above i16::MAX cannot be written as NIfTI-1; clamp rather than wrap.
+        // write_file refuses dims above i16::MAX before we get here.
         dim[a + 1] = g.dims[a].min(i16::MAX as usize) as i16;
     }
     for (n, d) in dim.iter().enumerate() {
@@ -496,6 +472,17 @@ mod tests {
         bytes[112..116].copy_from_slice(&0f32.to_le_bytes());
         let img = read_nifti_bytes(&bytes, "raw.nii").expect("read");
         assert_eq!(img.image.volume.data(), &[0.0, 2.0, 40.0, 65535.0]);
+    }
+
+    #[test]
+    fn refuses_dims_nifti1_cannot_hold() {
+        let g = VolumeGeometry::axis_aligned([40_000, 1, 1], [1.0; 3], [0.0; 3]).expect("valid");
+        let v = Volume::filled(g, 0.0f32);
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("wide.nii");
+        let err = write_nifti(&p, &v, "", false).expect_err("too wide");
+        assert!(err.to_string().contains("40000"), "{err}");
+        assert!(!p.exists());
     }
 
     #[test]

@@ -1,0 +1,20 @@
+//! Any bytes as a DICOM file in a folder: scan and load give typed errors, never a panic.
+//! (The DICOM reader works on paths, so the bytes go through a temporary file.)
+#![no_main]
+
+use fuseprint::jobs::JobContext;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = dir.path().join("image.dcm");
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let ctx = JobContext::detached();
+    if let Ok(scan) = fuseprint::io::dicom::scan(dir.path(), &ctx) {
+        for index in 0..scan.series.len() {
+            let _ = fuseprint::io::dicom::load_series(&scan, index, &ctx);
+        }
+    }
+});
