@@ -7,7 +7,9 @@ pub mod jobs;
 pub mod volume;
 
 // L1
+pub mod editing;
 pub mod io;
+pub mod preprocess;
 // Synthetic data built from core types (used by the app and by tests of later layers).
 pub mod sample;
 
@@ -19,6 +21,9 @@ pub mod document;
 
 // L5
 pub mod ui;
+
+// L2
+pub mod segmentation;
 
 // L6: composition roots
 pub mod app;

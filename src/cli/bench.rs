@@ -23,6 +23,10 @@ pub enum BenchWhich {
     Load(LoadArgs),
     /// Rigid and deformable registration of a synthetic CT/MR phantom: time and TRE.
     Register(super::register::BenchRegisterArgs),
+    /// Denoisers on a noisy CT phantom: time and error vs the clean image (issue 7).
+    Preprocess(super::preprocess::BenchPreprocessArgs),
+    /// Threshold + components + keep largest and Gaussian smoothing of a generated CT, undo memory.
+    Segment(super::bench_segment::BenchSegmentArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +69,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             None => run_load(&a),
         },
         BenchWhich::Register(a) => super::register::bench(a),
+        BenchWhich::Preprocess(a) => super::preprocess::bench(a),
+        BenchWhich::Segment(a) => super::bench_segment::run(a),
     }
 }
 

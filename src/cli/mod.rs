@@ -4,10 +4,14 @@
 //! command prints one line `error: <reason>` and exits non-zero.
 
 pub mod bench;
+pub mod bench_segment;
 pub mod convert;
 pub mod info;
+pub mod preprocess;
+pub mod metrics;
 mod progress;
 pub mod register;
+pub mod segment;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,8 +39,14 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Register MOVING (MRI) onto FIXED (CT): writes transform.tfm, moving_on_fixed.nii.gz, report.json.
     Register(register::RegisterArgs),
+    /// Denoise, bias-correct, normalise, resample, crop, reorient or reduce metal artefacts.
+    Preprocess(preprocess::PreprocessArgs),
     /// Measure performance (not a test): `bench load`.
     Bench(bench::BenchArgs),
+    /// Classical segmentation tools: `segment threshold|grow|islands|morph`.
+    Segment(segment::SegmentArgs),
+    /// Dice, Jaccard, HD95, surface distance and volumes of two label maps, overall then per label.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
@@ -46,6 +56,9 @@ pub fn run(command: Command) -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Register(args) => register::run(args),
+        Command::Preprocess(args) => preprocess::run(args),
+        Command::Segment(args) => segment::run(args),
+        Command::Metrics(args) => metrics::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

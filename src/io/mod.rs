@@ -10,6 +10,7 @@ pub mod dicom;
 mod error;
 pub mod jpeg12;
 pub mod jpegls;
+pub mod labels;
 pub mod nifti;
 
 pub use error::IoError;
