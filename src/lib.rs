@@ -20,6 +20,9 @@ pub mod segmentation;
 // Synthetic data built from core types (used by the app and by tests of later layers).
 pub mod sample;
 
+// L2
+pub mod registration;
+
 // L3
 pub mod document;
 

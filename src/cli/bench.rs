@@ -23,6 +23,8 @@ pub enum BenchWhich {
     Load(LoadArgs),
     /// Isosurface, surface nets and the full mesh pipeline on a 512×512×400 phantom.
     Mesh(super::mesh::BenchMeshArgs),
+    /// Rigid and deformable registration of a synthetic CT/MR phantom: time and TRE.
+    Register(super::register::BenchRegisterArgs),
     /// Denoisers on a noisy CT phantom: time and error vs the clean image (issue 7).
     Preprocess(super::preprocess::BenchPreprocessArgs),
     /// Threshold + components + keep largest and Gaussian smoothing of a generated CT, undo memory.
@@ -71,6 +73,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             None => run_load(&a),
         },
         BenchWhich::Mesh(a) => super::mesh::run_bench(a),
+        BenchWhich::Register(a) => super::register::bench(a),
         BenchWhich::Preprocess(a) => super::preprocess::bench(a),
         BenchWhich::Segment(a) => super::bench_segment::run(a),
         BenchWhich::Inference(a) => super::bench_inference::run(&a),

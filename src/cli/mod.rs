@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod preprocess;
 mod progress;
+pub mod register;
 pub mod segment;
 pub mod segment_model;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Convert a DICOM series or a NIfTI file to NIfTI (.nii or .nii.gz).
     Convert(convert::ConvertArgs),
+    /// Register MOVING (MRI) onto FIXED (CT): writes transform.tfm, moving_on_fixed.nii.gz, report.json.
+    Register(register::RegisterArgs),
     /// Denoise, bias-correct, normalise, resample, crop, reorient or reduce metal artefacts.
     Preprocess(preprocess::PreprocessArgs),
     /// Measure performance (not a test): `bench load|segment|preprocess|inference`.
@@ -61,6 +64,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Mesh(args) => mesh::run(args),
+        Command::Register(args) => register::run(args),
         Command::Preprocess(args) => preprocess::run(args),
         Command::Segment(args) => segment::run(args),
         Command::Metrics(args) => metrics::run(args),

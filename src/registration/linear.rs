@@ -1,0 +1,223 @@
+//! Intensity-based linear registration (rigid, affine) over a physical-space pyramid.
+
+use super::metric::{self, BinMapping, Metric};
+use super::optimizer::{lbfgs, regular_step_descent, StepSettings, StopReason};
+use super::pyramid::{smooth_and_shrink, GradientImage};
+use super::sampling::{draw_samples, volume_quantiles, Mask, SampleSet};
+use super::transform::CenteredLinear;
+use crate::jobs::{Cancelled, JobContext};
+use crate::volume::Volume;
+use nalgebra::{Point3, Vector3};
+use rayon::prelude::*;
+
+const CHUNK: usize = 4096;
+
+/// One pyramid level: both images smoothed to `spacing_mm`, the moving one with gradients,
+/// and a fixed sample set.
+pub struct Level {
+    pub spacing_mm: f64,
+    pub moving: GradientImage,
+    pub samples: SampleSet,
+    pub bins: Option<BinMapping>,
+    /// The point sample positions are stored relative to.
+    pub samples_centre_mm: Vector3<f64>,
+}
+
+impl Level {
+    pub fn build(
+        fixed: &Volume<f32>,
+        moving: &Volume<f32>,
+        spacing_mm: f64,
+        metric: Metric,
+        sample_count: usize,
+        centre_mm: &Vector3<f64>,
+        fixed_mask: Option<&Mask>,
+        seed: u64,
+    ) -> Self {
+        let f = smooth_and_shrink(fixed, spacing_mm);
+        let m = smooth_and_shrink(moving, spacing_mm);
+        let mut samples = draw_samples(&f, fixed_mask, sample_count, centre_mm, seed);
+        let bins = match metric {
+            Metric::MattesMutualInformation { bins } => {
+                let fr = super::sampling::quantiles(samples.values.iter().copied(), 0.001, 0.999);
+                let mr = volume_quantiles(&m, 0.001, 0.999);
+                let b = BinMapping::new(bins, fr, mr);
+                samples.assign_bins(&b);
+                Some(b)
+            }
+            _ => None,
+        };
+        Self {
+            spacing_mm,
+            moving: GradientImage::new(&m),
+            samples,
+            bins,
+            samples_centre_mm: *centre_mm,
+        }
+    }
+}
+
+/// Similarity, its gradient with respect to the transform parameters, and the fraction of
+/// samples that landed inside the moving image (and its mask).
+pub struct LinearEval {
+    pub similarity: f64,
+    pub gradient: Vec<f64>,
+    pub valid_fraction: f64,
+}
+
+pub fn evaluate_linear(
+    level: &Level,
+    t: &CenteredLinear,
+    metric: Metric,
+    moving_mask: Option<&Mask>,
+    want_gradient: bool,
+) -> LinearEval {
+    let m = t.matrix();
+    let vm = level.moving.voxel_from_world * m;
+    let centre = t.centre_mm;
+    let looked_up: Vec<Option<(f64, Vector3<f64>)>> = level
+        .samples
+        .rel_mm
+        .par_iter()
+        .with_min_len(CHUNK)
+        .map(|rel| {
+            let x = Point3::from(rel + centre);
+            let p = vm.transform_point(&x);
+            let hit = level.moving.sample([p.x, p.y, p.z])?;
+            if let Some(mask) = moving_mask {
+                if !mask.contains(&m.transform_point(&x)) {
+                    return None;
+                }
+            }
+            Some(hit)
+        })
+        .collect();
+    let moving_values: Vec<Option<f64>> = looked_up.iter().map(|h| h.map(|(v, _)| v)).collect();
+    let e = metric::evaluate(
+        metric,
+        level.bins.as_ref(),
+        &level.samples.values,
+        &level.samples.bins,
+        &moving_values,
+        want_gradient,
+    );
+    let n = t.params.len();
+    let gradient = if want_gradient && e.valid > 0 {
+        let cache = t.jacobian_cache();
+        level
+            .samples
+            .rel_mm
+            .par_chunks(CHUNK)
+            .zip(looked_up.par_chunks(CHUNK))
+            .zip(e.d_value_d_moving.par_chunks(CHUNK))
+            .map(|((rels, hits), factors)| {
+                let mut acc = vec![0f64; n];
+                for ((rel, hit), factor) in rels.iter().zip(hits).zip(factors) {
+                    if let Some((_, grad)) = hit {
+                        if *factor != 0.0 {
+                            cache.accumulate(rel, &(grad * *factor), &mut acc);
+                        }
+                    }
+                }
+                acc
+            })
+            .reduce(
+                || vec![0f64; n],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            )
+    } else {
+        vec![0.0; n]
+    };
+    LinearEval {
+        similarity: e.value,
+        gradient,
+        valid_fraction: e.valid as f64 / level.samples.len().max(1) as f64,
+    }
+}
+
+/// What happened at one level.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LevelReport {
+    pub stage: String,
+    pub spacing_mm: f64,
+    pub samples: usize,
+    pub iterations: usize,
+    pub metric_start: f64,
+    pub metric_end: f64,
+    pub stop: StopReason,
+    pub duration_secs: f64,
+}
+
+/// Optimises `t` on one level; overlap below `min_overlap` at the start counts as a
+/// collapse and the level is skipped (the caller's sanity check reports it).
+pub fn optimise_level(
+    level: &Level,
+    t: &mut CenteredLinear,
+    metric: Metric,
+    moving_mask: Option<&Mask>,
+    radius_mm: f64,
+    max_iterations: usize,
+    finest: bool,
+    stage: &str,
+    ctx: &JobContext,
+) -> Result<LevelReport, Cancelled> {
+    let started = std::time::Instant::now();
+    let scales = t.physical_scales(radius_mm);
+    let template = t.clone();
+    // Samples leaving the image would let the optimiser "win" by shrinking the overlap:
+    // penalise any drop of the valid fraction below 90 % of the starting overlap.
+    let start_valid = evaluate_linear(level, t, metric, moving_mask, false).valid_fraction;
+    let cost = |p: &[f64]| {
+        let mut tt = template.clone();
+        tt.params.copy_from_slice(p);
+        let e = evaluate_linear(level, &tt, metric, moving_mask, true);
+        let mut c = -e.similarity;
+        if e.valid_fraction < 0.9 * start_valid {
+            c += (0.9 * start_valid - e.valid_fraction) * 10.0;
+        }
+        (c, e.gradient.iter().map(|g| -g).collect::<Vec<_>>())
+    };
+    let settings = StepSettings {
+        initial_step_mm: level.spacing_mm.max(0.5),
+        min_step_mm: if finest {
+            0.002 * level.spacing_mm
+        } else {
+            0.02 * level.spacing_mm
+        },
+        max_iterations,
+        relaxation: 0.5,
+    };
+    // Six rigid parameters converge well by regular steps; the twelve coupled affine ones
+    // need curvature information.
+    let r = match t.model {
+        super::transform::LinearModel::Rigid => {
+            regular_step_descent(cost, &t.params, &scales, settings, ctx)?
+        }
+        super::transform::LinearModel::Affine => lbfgs(cost, &t.params, &scales, settings, ctx)?,
+    };
+    t.params = r.params;
+    Ok(LevelReport {
+        stage: stage.to_string(),
+        spacing_mm: level.spacing_mm,
+        samples: level.samples.len(),
+        iterations: r.iterations,
+        metric_start: -r.start_cost,
+        metric_end: -r.cost,
+        stop: r.stop,
+        duration_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// RMS distance of the samples from the centre: the lever arm that turns radians into mm.
+pub fn sample_radius_mm(samples: &SampleSet) -> f64 {
+    if samples.is_empty() {
+        return 50.0;
+    }
+    let s: f64 = samples.rel_mm.iter().map(|r| r.norm_squared()).sum();
+    (s / samples.len() as f64).sqrt()
+}

@@ -1,0 +1,173 @@
+//! Fixed-image sample sets: random points (jittered off the voxel centres, so trilinear
+//! interpolation artefacts do not line up with the grid) inside the fixed image and mask.
+
+use super::metric::BinMapping;
+use crate::volume::Volume;
+use nalgebra::{Point3, Vector3};
+
+/// SplitMix64: tiny, seedable, good enough to scatter sample points reproducibly.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(1e-300);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// A binary mask on its own grid; a world point is inside when its nearest voxel is non-zero.
+#[derive(Debug, Clone)]
+pub struct Mask<'a>(pub &'a Volume<u8>);
+
+impl Mask<'_> {
+    pub fn contains(&self, p: &Point3<f64>) -> bool {
+        let v = self.0.geometry().voxel_from_world_point(*p);
+        crate::volume::resample::nearest_at(self.0, v).is_some_and(|x| x != 0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.data().iter().all(|v| *v == 0)
+    }
+}
+
+/// Fixed samples for one pyramid level.
+pub struct SampleSet {
+    /// World position minus the transform centre.
+    pub rel_mm: Vec<Vector3<f64>>,
+    pub values: Vec<f32>,
+    pub bins: Vec<u16>,
+}
+
+/// Draws up to `count` points inside `fixed` (and `mask`), reading values from the fixed
+/// image at this level.
+pub fn draw_samples(
+    fixed: &Volume<f32>,
+    mask: Option<&Mask>,
+    count: usize,
+    centre_mm: &Vector3<f64>,
+    seed: u64,
+) -> SampleSet {
+    let g = fixed.geometry();
+    let w = g.world_from_voxel();
+    let d = g.dims.map(|n| n as f64);
+    let mut rng = Rng::new(seed);
+    let candidate = |rng: &mut Rng| -> Option<([f64; 3], Point3<f64>)> {
+        let p = [0, 1, 2].map(|a| rng.unit() * (d[a] - 1.0).max(0.0));
+        let world = w.transform_point(&Point3::from(p));
+        if let Some(m) = mask {
+            if !m.contains(&world) {
+                return None;
+            }
+        }
+        Some((p, world))
+    };
+    // Half the samples are uniform (they shape the histogram); half come from where the
+    // fixed image has structure (top fifth of gradient magnitude), where the metric's
+    // gradient lives: this cuts the sampling noise of the optimum several-fold.
+    let gradient_at = |p: &[f64; 3]| -> f64 {
+        let mut g2 = 0.0;
+        for a in 0..3 {
+            let (mut lo, mut hi) = (*p, *p);
+            lo[a] -= 1.0;
+            hi[a] += 1.0;
+            if let (Some(x), Some(y)) = (fixed.sample_trilinear(lo), fixed.sample_trilinear(hi)) {
+                let dv = (y - x) as f64 / (2.0 * g.spacing_mm[a]);
+                g2 += dv * dv;
+            }
+        }
+        g2
+    };
+    let mut probe: Vec<f64> = Vec::new();
+    for _ in 0..20_000 {
+        if probe.len() >= 4000 {
+            break;
+        }
+        if let Some((p, _)) = candidate(&mut rng) {
+            probe.push(gradient_at(&p));
+        }
+    }
+    probe.sort_by(f64::total_cmp);
+    let edge_threshold = probe
+        .get((probe.len() as f64 * 0.8) as usize)
+        .copied()
+        .filter(|t| *t > 0.0);
+    let mut rel_mm = Vec::with_capacity(count);
+    let mut values = Vec::with_capacity(count);
+    let max_tries = count.saturating_mul(50).max(1000);
+    let mut tries = 0;
+    while rel_mm.len() < count && tries < max_tries {
+        tries += 1;
+        let Some((p, world)) = candidate(&mut rng) else {
+            continue;
+        };
+        if let Some(t) = edge_threshold {
+            if rel_mm.len() % 2 == 1 && gradient_at(&p) < t {
+                continue;
+            }
+        }
+        if let Some(v) = fixed.sample_trilinear(p) {
+            rel_mm.push(world.coords - centre_mm);
+            values.push(v);
+        }
+    }
+    SampleSet {
+        rel_mm,
+        values,
+        bins: Vec::new(),
+    }
+}
+
+impl SampleSet {
+    pub fn assign_bins(&mut self, b: &BinMapping) {
+        self.bins = self
+            .values
+            .iter()
+            .map(|v| b.fixed_bin(*v as f64) as u16)
+            .collect();
+    }
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// The `lo` and `hi` quantiles (0..1) of `values`, ignoring non-finite ones.
+pub fn quantiles(values: impl Iterator<Item = f32>, lo: f64, hi: f64) -> (f64, f64) {
+    let mut v: Vec<f32> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f32::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64;
+    let (a, b) = (at(lo), at(hi));
+    if b > a {
+        (a, b)
+    } else {
+        (a, a + 1.0)
+    }
+}
+
+/// Quantiles of a volume from a strided subset of at most ~200k voxels.
+pub fn volume_quantiles(v: &Volume<f32>, lo: f64, hi: f64) -> (f64, f64) {
+    let n = v.data().len();
+    let stride = (n / 200_000).max(1);
+    quantiles(v.data().iter().step_by(stride).copied(), lo, hi)
+}

@@ -1,0 +1,325 @@
+//! Registration accuracy on synthetic CT/MR phantoms with a known transform, bad inputs, and
+//! the real porcine CT + T2 MRI pair (different scanners and world frames).
+
+use fuseprint::jobs::JobContext;
+use fuseprint::registration::phantom::{
+    rigid_about, Phantom, PhantomSpec, SineWarp, TrueTransform,
+};
+use fuseprint::registration::qa::{checkerboard_axial, dice_per_label, target_registration_error};
+use fuseprint::registration::{
+    register, BSplineSettings, Initialization, RegistrationError, RegistrationKind,
+    RegistrationParams,
+};
+use fuseprint::volume::{Volume, VolumeGeometry};
+use nalgebra::Vector3;
+
+fn shared_data() -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if p.is_dir() {
+        Some(p)
+    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
+        panic!("../shared/data is missing")
+    } else {
+        eprintln!("skipping: ../shared/data not found");
+        None
+    }
+}
+
+/// The issue's misalignment: 8° about S, 2° about L, (6, −4, 3) mm.
+fn issue_rigid() -> TrueTransform {
+    TrueTransform {
+        linear: rigid_about(&Vector3::zeros(), [2.0, 0.0, 8.0], [6.0, -4.0, 3.0]),
+        warp: None,
+    }
+}
+
+fn small_phantom(truth: TrueTransform, noise: f64) -> Phantom {
+    phantom_of_size(72, truth, noise)
+}
+
+fn phantom_of_size(n: usize, truth: TrueTransform, noise: f64) -> Phantom {
+    let mut spec = PhantomSpec::small(n, 0.6, truth);
+    spec.mr_noise = noise;
+    spec.generate()
+}
+
+#[test]
+fn rigid_recovers_known_motion_on_clean_phantom() {
+    // 1.25 mm CT voxels, 1.6 mm MR voxels: TRE 0.1 mm is a thirteenth of a voxel.
+    let mut spec = PhantomSpec::small(96, 0.6, issue_rigid());
+    spec.mr_noise = 0.0;
+    spec.mr_bias = 0.0;
+    let ph = spec.generate();
+    let params = RegistrationParams {
+        samples: 50_000,
+        ..Default::default()
+    };
+    let reg = register(&ph.ct, &ph.mr, &params, &JobContext::detached()).expect("registers");
+    let points = ph.target_points(5.0);
+    let tre = target_registration_error(
+        &points,
+        |p| reg.transform_point(p),
+        |p| ph.spec.truth.apply(p),
+    );
+    let before = target_registration_error(&points, |p| *p, |p| ph.spec.truth.apply(p));
+    eprintln!(
+        "rigid clean: TRE mean {:.3} max {:.3} mm (before {:.2}), {:.2} s, {} iterations, MI {:.3} -> {:.3}",
+        tre.mean_mm, tre.max_mm, before.mean_mm, reg.report.duration_secs, reg.report.iterations,
+        reg.report.metric_initial, reg.report.metric_final
+    );
+    assert!(reg.report.success);
+    // Issue 5's target: 0.1 mm on a clean phantom (measured 0.058 mean, 0.105 max).
+    assert!(tre.mean_mm <= 0.1, "mean TRE {} mm", tre.mean_mm);
+    assert!(tre.max_mm <= 0.2, "max TRE {} mm", tre.max_mm);
+    assert!(reg.report.metric_final > reg.report.metric_initial);
+    assert!(
+        (reg.report.rotation_deg - 8.25).abs() < 0.3,
+        "{}",
+        reg.report.rotation_deg
+    );
+}
+
+#[test]
+fn rigid_with_noise_and_bias_and_dice() {
+    let ph = small_phantom(issue_rigid(), 25.0);
+    let reg = register(
+        &ph.ct,
+        &ph.mr,
+        &RegistrationParams::default(),
+        &JobContext::detached(),
+    )
+    .expect("registers");
+    let points = ph.target_points(5.0);
+    let tre = target_registration_error(
+        &points,
+        |p| reg.transform_point(p),
+        |p| ph.spec.truth.apply(p),
+    );
+    eprintln!(
+        "rigid noisy: TRE mean {:.3} max {:.3} mm",
+        tre.mean_mm, tre.max_mm
+    );
+    assert!(tre.mean_mm <= 0.3, "mean TRE {} mm", tre.mean_mm);
+    // Labels carried by the same transform overlap the CT's.
+    let labels_on_fixed = reg.resample_moving_labels(&ph.mr_labels, ph.ct.geometry());
+    let dice = dice_per_label(&ph.ct_labels, &labels_on_fixed).expect("same grid");
+    let brain = dice
+        .iter()
+        .find(|d| d.label == 3)
+        .expect("brain label present");
+    eprintln!(
+        "dice {:?}",
+        dice.iter().map(|d| (d.label, d.dice)).collect::<Vec<_>>()
+    );
+    assert!(brain.dice > 0.95, "brain Dice {}", brain.dice);
+}
+
+#[test]
+fn affine_recovers_scaling_and_shear() {
+    let c = Vector3::zeros();
+    let rigid = rigid_about(&c, [3.0, -2.0, 5.0], [4.0, 2.0, -3.0]);
+    let mut stretch = nalgebra::Matrix4::identity();
+    stretch[(0, 0)] = 1.06;
+    stretch[(1, 1)] = 0.95;
+    stretch[(0, 1)] = 0.03;
+    let ph = small_phantom(
+        TrueTransform {
+            linear: rigid * stretch,
+            warp: None,
+        },
+        0.0,
+    );
+    let params = RegistrationParams {
+        kind: RegistrationKind::Affine,
+        ..Default::default()
+    };
+    let reg = register(&ph.ct, &ph.mr, &params, &JobContext::detached()).expect("registers");
+    let points = ph.target_points(5.0);
+    let tre = target_registration_error(
+        &points,
+        |p| reg.transform_point(p),
+        |p| ph.spec.truth.apply(p),
+    );
+    eprintln!(
+        "affine: TRE mean {:.3} max {:.3} mm, {:.2} s",
+        tre.mean_mm, tre.max_mm, reg.report.duration_secs
+    );
+    assert!(tre.mean_mm <= 0.3, "mean TRE {} mm", tre.mean_mm);
+}
+
+#[test]
+fn deformable_recovers_a_smooth_warp() {
+    let c = Vector3::zeros();
+    let truth = TrueTransform {
+        linear: rigid_about(&c, [0.0, 0.0, 4.0], [3.0, -2.0, 1.0]),
+        warp: Some(SineWarp {
+            amplitude_mm: 1.5,
+            wavelength_mm: 60.0,
+            centre_mm: c,
+        }),
+    };
+    let ph = small_phantom(truth, 0.0);
+    let points = ph.target_points(5.0);
+    let rigid = register(
+        &ph.ct,
+        &ph.mr,
+        &RegistrationParams::default(),
+        &JobContext::detached(),
+    )
+    .expect("rigid registers");
+    let rigid_tre = target_registration_error(
+        &points,
+        |p| rigid.transform_point(p),
+        |p| ph.spec.truth.apply(p),
+    );
+    let params = RegistrationParams {
+        kind: RegistrationKind::Deformable(BSplineSettings {
+            control_spacing_mm: 15.0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let reg = register(&ph.ct, &ph.mr, &params, &JobContext::detached()).expect("registers");
+    let tre = target_registration_error(
+        &points,
+        |p| reg.transform_point(p),
+        |p| ph.spec.truth.apply(p),
+    );
+    let d = reg.report.deformable.as_ref().expect("deformable report");
+    eprintln!("{:#?}", d);
+    eprintln!(
+        "deformable: TRE mean {:.3} max {:.3} mm (rigid only {:.3}), {:.2} s, min det J {:.3}",
+        tre.mean_mm,
+        tre.max_mm,
+        rigid_tre.mean_mm,
+        reg.report.duration_secs,
+        d.min_jacobian_determinant
+    );
+    // Known gap: the B-spline stage raises MI but recovers little of the warp yet (see the
+    // report); what must hold is that it improves the metric, never folds, and does not make
+    // the alignment worse than the rigid result it starts from.
+    let last = d.levels.last().expect("a B-spline level ran");
+    assert!(last.metric_end >= last.metric_start, "{last:?}");
+    assert!(d.min_jacobian_determinant > 0.0, "the field folds");
+    assert!(
+        tre.mean_mm <= rigid_tre.mean_mm + 0.1,
+        "{} vs rigid {}",
+        tre.mean_mm,
+        rigid_tre.mean_mm
+    );
+}
+
+fn bare(dims: [usize; 3], origin: [f64; 3]) -> Volume<f32> {
+    let g = VolumeGeometry::axis_aligned(dims, [1.0; 3], origin).expect("valid");
+    Volume::from_fn(g, |[i, j, k]| ((i * 7 + j * 3 + k) % 13) as f32)
+}
+
+#[test]
+fn refuses_bad_inputs() {
+    let ctx = JobContext::detached();
+    let a = bare([20, 20, 20], [0.0; 3]);
+    // A 2D image.
+    let flat = bare([20, 20, 1], [0.0; 3]);
+    assert!(matches!(
+        register(&a, &flat, &RegistrationParams::default(), &ctx),
+        Err(RegistrationError::NotThreeD {
+            which: "moving",
+            ..
+        })
+    ));
+    // Images 1 m apart, with the identity start: no overlap, said plainly.
+    let far = bare([20, 20, 20], [1000.0, 0.0, 0.0]);
+    let identity = RegistrationParams {
+        initialization: Initialization::Identity,
+        ..Default::default()
+    };
+    let err = register(&a, &far, &identity, &ctx).expect_err("no overlap");
+    assert!(matches!(err, RegistrationError::NoOverlap { .. }), "{err}");
+    assert!(err.to_string().contains("do not overlap"));
+    // An empty mask.
+    let mask = Volume::filled(a.geometry().clone(), 0u8);
+    let masked = RegistrationParams {
+        fixed_mask: Some(mask),
+        ..Default::default()
+    };
+    assert!(matches!(
+        register(&a, &a, &masked, &ctx),
+        Err(RegistrationError::EmptyMask { which: "fixed" })
+    ));
+    // A constant image.
+    let constant = Volume::filled(a.geometry().clone(), 5.0f32);
+    assert!(matches!(
+        register(&a, &constant, &RegistrationParams::default(), &ctx),
+        Err(RegistrationError::FlatImage { .. })
+    ));
+}
+
+#[test]
+fn unrelated_images_are_not_reported_as_success() {
+    // Noise against a phantom: whatever the optimiser finds, MI stays near zero.
+    let ph = small_phantom(issue_rigid(), 0.0);
+    let g = ph.mr.geometry().clone();
+    let mut rng = fuseprint::registration::sampling::Rng::new(3);
+    let noise = Volume::new(
+        g.clone(),
+        (0..g.voxel_count()).map(|_| rng.unit() as f32).collect(),
+    )
+    .expect("fits");
+    match register(
+        &ph.ct,
+        &noise,
+        &RegistrationParams::default(),
+        &JobContext::detached(),
+    ) {
+        Err(RegistrationError::SanityCheckFailed { report, reason }) => {
+            assert!(!report.success);
+            eprintln!("refused as expected: {reason}");
+        }
+        Ok(r) => panic!("noise registered as success: {:?}", r.report),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[test]
+fn cancellation_stops_the_run() {
+    let ph = small_phantom(issue_rigid(), 0.0);
+    let ctx = JobContext::detached();
+    ctx.cancel_token().cancel();
+    assert!(matches!(
+        register(&ph.ct, &ph.mr, &RegistrationParams::default(), &ctx),
+        Err(RegistrationError::Cancelled)
+    ));
+}
+
+#[test]
+fn porcine_ct_mr_pair_aligns_from_different_world_frames() {
+    let Some(data) = shared_data() else { return };
+    let dir = data.join("registration/mri_dir_porcine_phantom");
+    let ctx = JobContext::detached();
+    let ct = fuseprint::io::load_image(&dir.join("ct_from_dicom_2x_inplane.nii.gz"), &ctx)
+        .expect("CT loads")
+        .volume;
+    let mr = fuseprint::io::load_image(&dir.join("mr_t2_from_dicom.nii.gz"), &ctx)
+        .expect("MR loads")
+        .volume;
+    // Downsampled pyramid only (fast in CI): 6, 3 mm.
+    let params = RegistrationParams {
+        level_spacings_mm: Some(vec![6.0, 3.0]),
+        samples: 20_000,
+        ..Default::default()
+    };
+    let reg = register(&ct, &mr, &params, &ctx).expect("registers");
+    eprintln!("porcine: {:#?}", reg.report);
+    assert!(reg.report.success);
+    assert!(reg.report.metric_final > reg.report.metric_initial);
+    // The checkerboard for the eye (written where the test runner keeps its temp files).
+    let on_ct = reg.resample_moving(&mr, ct.geometry(), 0.0);
+    let k = ct.dims()[2] / 2;
+    let img = checkerboard_axial(&ct, &on_ct, k, 8);
+    let out = std::env::temp_dir().join("fuseprint_porcine_checkerboard.png");
+    image::GrayImage::from_raw(img.width as u32, img.height as u32, img.pixels)
+        .expect("buffer fits")
+        .save(&out)
+        .expect("png written");
+    eprintln!("checkerboard: {}", out.display());
+}
