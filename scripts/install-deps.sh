@@ -16,6 +16,8 @@ test_pkgs=(xvfb imagemagick xdotool)
 pkgs=("${runtime_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then pkgs+=("${test_pkgs[@]}"); fi
 
+if [ "${1:-}" = "--test" ] && ! python3 -m pip --version >/dev/null 2>&1; then pkgs+=(python3 python3-pip); fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

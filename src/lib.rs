@@ -8,8 +8,8 @@ pub mod volume;
 
 // L1
 pub mod editing;
-pub mod inference;
 pub mod export;
+pub mod inference;
 pub mod io;
 pub mod meshing;
 pub mod preprocess;
