@@ -259,7 +259,9 @@ fn browse(folder: &Path) -> BrowserListing {
 
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.frame_stats.frame_started(ui.ctx(), self.is_loading());
+        if self.frame_stats.frame_started(self.is_loading()) {
+            ui.ctx().request_repaint();
+        }
         self.drain_jobs();
         let commands = crate::ui::show(ui, &self.document, &mut self.ui_state);
         for command in commands {

@@ -34,7 +34,9 @@ impl FrameStats {
         }
     }
 
-    pub fn frame_started(&mut self, ctx: &egui::Context, loading: bool) {
+    /// Records a frame start; returns whether stats are on, in which case the caller asks for
+    /// continuous repaints so intervals measure rendering, not idle waiting.
+    pub fn frame_started(&mut self, loading: bool) -> bool {
         let now = Instant::now();
         if !self.first_frame_seen {
             self.first_frame_seen = true;
@@ -44,9 +46,8 @@ impl FrameStats {
             );
         }
         if !self.enabled {
-            return;
+            return false;
         }
-        ctx.request_repaint();
         if let Some(last) = self.last_frame {
             self.intervals_ms.push((now - last).as_secs_f64() * 1000.0);
             if loading {
@@ -77,6 +78,7 @@ impl FrameStats {
             self.window_start = now;
             self.loading_frames = 0;
         }
+        true
     }
 }
 

@@ -60,7 +60,7 @@ pub struct JobSystem {
 
 impl JobSystem {
     /// `wake` is called whenever a job's progress changes noticeably or it finishes
-    /// (the app passes `egui::Context::request_repaint`).
+    /// (the app passes its UI context's repaint request).
     pub fn new(wake: Arc<dyn Fn() + Send + Sync>) -> Self {
         let cpu_workers = std::thread::available_parallelism()
             .map(|n| n.get())
