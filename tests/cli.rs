@@ -1,19 +1,10 @@
 //! The built `fuseprint` binary on real and bad data: exit codes, tables, one-line errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::shared_data;
 
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn fuseprint(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fuseprint"))

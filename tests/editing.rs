@@ -1,6 +1,9 @@
 //! Editing on real label maps: TotalSegmentator labels keep their names through save/load, and
 //! a session of mixed tools undoes and redoes bit for bit.
 
+mod common;
+use common::shared_data;
+
 use fuseprint::editing::brush::{paint_stroke, BrushShape, BrushStroke};
 use fuseprint::editing::fill::fill_in_slice;
 use fuseprint::editing::interpolate::fill_between_slices;
@@ -15,19 +18,7 @@ use fuseprint::segmentation::morphology::dilate;
 use fuseprint::volume::{LabelMap, Rgba};
 use nalgebra::Point3;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
+use std::path::Path;
 
 fn totalsegmentator(data: &Path) -> LabelMap {
     let dir = data.join("totalsegmentator");

@@ -4,25 +4,16 @@
 //! The engine is the one `FUSEPRINT_BACKEND` selects (default: ONNX Runtime when one loads,
 //! else tract), so the same tests check either backend.
 
+mod common;
+use common::shared_data;
+
 use fuseprint::inference::{
     active_backend, BackendKind, InferenceError, Manifest, ModelSession, PatchMode,
 };
 use fuseprint::io::nifti::read_labels;
 use fuseprint::jobs::JobContext;
 use fuseprint::segmentation::model::{segment_with_model, ModelSegmentationError};
-use std::path::{Path, PathBuf};
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
+use std::path::Path;
 
 fn test_manifest(name: &str) -> Manifest {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

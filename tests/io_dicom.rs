@@ -1,22 +1,13 @@
 //! DICOM import on the real files in ../shared/data and on files written here.
 
+mod common;
+use common::shared_data;
+
 use std::path::{Path, PathBuf};
 
 use fuseprint::io::dicom::{self, DicomScan};
 use fuseprint::io::{IoError, LoadedImage};
 use fuseprint::jobs::JobContext;
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
 
 fn ctx() -> JobContext {
     JobContext::detached()

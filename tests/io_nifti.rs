@@ -1,6 +1,9 @@
 //! NIfTI reading on the staged real files, bad input refused with typed errors, and a
 //! deterministic mutation smoke test (the stable-Rust stand-in for cargo fuzz in CI).
 
+mod common;
+use common::shared_data;
+
 use fuseprint::io::nifti::{read_nifti, read_nifti_bytes};
 use fuseprint::io::{save_nifti, IoError};
 use fuseprint::jobs::JobContext;
@@ -8,18 +11,6 @@ use fuseprint::volume::{Volume, VolumeGeometry};
 use nalgebra::Matrix4;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
 
 fn inflate(path: &Path) -> Vec<u8> {
     let raw = std::fs::read(path).expect("read");

@@ -2,23 +2,14 @@
 //! lossless (JLSL) must be bit-exact, near-lossless (JLSN) within its NEAR bound, and
 //! 12-bit lossy JPEG (JPLY) close to the reference by PSNR.
 
+mod common;
+use common::shared_data;
+
 use dicom_dictionary_std::tags;
 use dicom_object::{open_file, DefaultDicomObject, OpenFileOptions};
 use fuseprint::io::{jpeg12, jpegls};
 use std::io::Read;
-use std::path::{Path, PathBuf};
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
+use std::path::Path;
 
 /// The uncompressed reference pixels (zstd-compressed DICOM) as u16 words.
 fn reference_pixels(path: &Path) -> (Vec<u16>, DefaultDicomObject) {

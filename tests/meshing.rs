@@ -1,5 +1,8 @@
 //! Meshing on phantoms with known answers, and on TotalSegmentator label maps.
 
+mod common;
+use common::shared_data;
+
 use fuseprint::jobs::JobContext;
 use fuseprint::meshing::repair::{self, check};
 use fuseprint::meshing::smooth::SmoothParams;
@@ -7,18 +10,6 @@ use fuseprint::meshing::{self, DecimateTarget, MeshingParams};
 use fuseprint::volume::{LabelMap, LabelTable, TriMesh, Volume, VolumeGeometry};
 use std::collections::HashSet;
 use std::f64::consts::PI;
-
-fn shared_data() -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
 
 fn grid(n: usize, spacing: f64) -> VolumeGeometry {
     VolumeGeometry::axis_aligned([n; 3], [spacing; 3], [-10.0, 20.0, 5.0]).expect("valid grid")

@@ -2,24 +2,14 @@
 //! to phantoms and to the real volumes in ../shared/data, errors computed against the
 //! un-degraded image.
 
+mod common;
+use common::shared_data;
+
 use fuseprint::jobs::JobContext;
 use fuseprint::preprocess::bias::{correct_bias, BiasParams};
 use fuseprint::preprocess::denoise::{denoise, DenoiseMethod, DenoisePreset};
 use fuseprint::preprocess::{metrics, normalize, phantom, regrid};
 use fuseprint::volume::Volume;
-use std::path::PathBuf;
-
-fn shared_data() -> Option<PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
 
 fn load(path: &std::path::Path) -> Volume<f32> {
     fuseprint::io::load_image(path, &JobContext::detached())

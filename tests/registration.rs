@@ -1,6 +1,9 @@
 //! Registration accuracy on synthetic CT/MR phantoms with a known transform, bad inputs, and
 //! the real porcine CT + T2 MRI pair (different scanners and world frames).
 
+mod common;
+use common::shared_data;
+
 use fuseprint::jobs::JobContext;
 use fuseprint::registration::phantom::{
     rigid_about, Phantom, PhantomSpec, SineWarp, TrueTransform,
@@ -12,18 +15,6 @@ use fuseprint::registration::{
 };
 use fuseprint::volume::{Volume, VolumeGeometry};
 use nalgebra::Vector3;
-
-fn shared_data() -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
 
 /// The issue's misalignment: 8° about S, 2° about L, (6, −4, 3) mm.
 fn issue_rigid() -> TrueTransform {

@@ -1,6 +1,9 @@
 //! Classical segmentation on real data (porcine CT, TotalSegmentator outputs) and the
 //! `segment` / `metrics` command lines.
 
+mod common;
+use common::shared_data;
+
 use fuseprint::io::labels::load_label_map;
 use fuseprint::jobs::JobContext;
 use fuseprint::segmentation::components::{keep_largest, label_components, threshold_keep_largest};
@@ -10,20 +13,7 @@ use fuseprint::segmentation::threshold::{threshold_preset, ThresholdPreset};
 use fuseprint::segmentation::{count, Connectivity, Mask};
 use fuseprint::volume::{LabelMap, Volume, VolumeGeometry};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
 
 fn subset(a: &Mask, b: &Mask) -> bool {
     a.data().iter().zip(b.data()).all(|(x, y)| x <= y)

@@ -2,6 +2,9 @@
 //! linked views, slice scrolling, window presets, clicking a view, loading a real NIfTI
 //! through the same job path as the file dialog, and snapshots of the views.
 
+mod common;
+use common::shared_data;
+
 use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -11,18 +14,6 @@ use fuseprint::document::{Command, ViewAxis, CT_PRESETS};
 const WINDOW: Vec2 = Vec2::new(1100.0, 720.0);
 /// The sample CT is 160 voxels of 1.2 mm across, centred on the world origin.
 const SAMPLE_CT_FOV_MM: f32 = 160.0 * 1.2;
-
-fn shared_data() -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else if std::env::var_os("FUSEPRINT_REQUIRE_DATA").is_some() {
-        panic!("../shared/data is missing")
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
 
 /// A file dropped on the window, as the platform layer reports it.
 #[derive(Debug)]
