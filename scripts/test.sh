@@ -9,7 +9,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 chmod 700 "$XDG_RUNTIME_DIR"
 # Real-data tests read ../shared/data; in CI its absence is an error, not a skip.
-if [ -n "${CI:-}" ]; then export FUSEPRINT_REQUIRE_DATA=1; fi
+if [ -n "${CI:-}" ]; then export FUSEPRINT_REQUIRE_DATA=1 FUSEPRINT_REQUIRE_GPU=1; fi
 # The real-model tests compare against ONNX Runtime's outputs; fetch the library (PyPI wheel) so
 # they run on it. tract, the built-in backend, is covered by the unit tests.
 if ort_lib=$(scripts/fetch-onnxruntime.sh); then

@@ -45,15 +45,8 @@ fn wgpu_options() -> egui_wgpu::WgpuConfiguration {
     use egui_wgpu::wgpu;
     let mut config = egui_wgpu::WgpuConfiguration::default();
     if let egui_wgpu::WgpuSetup::CreateNew(create) = &mut config.wgpu_setup {
-        create.device_descriptor = Arc::new(|adapter: &wgpu::Adapter| {
-            let wanted = wgpu::Features::FLOAT32_FILTERABLE;
-            wgpu::DeviceDescriptor {
-                label: Some("fuseprint device"),
-                required_features: adapter.features() & wanted,
-                required_limits: adapter.limits(),
-                ..Default::default()
-            }
-        });
+        create.device_descriptor =
+            Arc::new(|adapter: &wgpu::Adapter| crate::render::device_descriptor(adapter));
     }
     config
 }

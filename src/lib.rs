@@ -26,6 +26,9 @@ pub mod registration;
 // L3
 pub mod document;
 
+// L4: the only module that knows wgpu
+pub mod render;
+
 // L5
 pub mod ui;
 

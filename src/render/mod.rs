@@ -1,0 +1,29 @@
+//! GPU rendering with wgpu: the only module that knows wgpu (besides the app's window setup).
+//!
+//! Everything here works offscreen (for tests, the CLI and reports) and inside egui through
+//! `egui_bridge.rs`, the one file that knows both. Shaders live as `.wgsl` files in `shaders/`
+//! and are embedded at compile time so the binary needs nothing beside it.
+
+mod error;
+mod gpu;
+
+pub use error::RenderError;
+pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::GpuContext;
+
+    /// GPU tests run wherever an adapter exists (lavapipe on CI); without one they say so and
+    /// return, unless FUSEPRINT_REQUIRE_GPU is set (CI sets it), where a missing adapter fails.
+    pub(crate) fn gpu_or_skip() -> Option<GpuContext> {
+        match GpuContext::headless() {
+            Ok(ctx) => Some(ctx),
+            Err(e) if std::env::var_os("FUSEPRINT_REQUIRE_GPU").is_none() => {
+                eprintln!("skipping GPU test: {e}");
+                None
+            }
+            Err(e) => panic!("FUSEPRINT_REQUIRE_GPU is set but: {e}"),
+        }
+    }
+}
