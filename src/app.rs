@@ -3,15 +3,21 @@
 
 mod frame_stats;
 mod loading;
+mod startup;
+mod tasks;
 
-use crate::document::{BrowserEntry, BrowserListing, Command, Document, LoadStatus};
-use crate::jobs::{JobError, JobHandle, JobSystem};
+use crate::document::{
+    labels::orientation_for, BrowserEntry, BrowserListing, Command, Document, ExportRecord,
+    LoadStatus, ModelEntry, Selection, TaskStatus,
+};
+use crate::jobs::{JobError, JobHandle, JobSystem, Lane};
 use frame_stats::FrameStats;
 use loading::{LoadOutcome, PendingScan};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
+use tasks::{LabelOp, TaskOutcome};
 
 /// Opens the desktop window: on `open` if given, otherwise on the bundled sample study.
 pub fn run(open: Option<PathBuf>) -> ExitCode {
@@ -74,11 +80,20 @@ struct PendingLoad {
     handle: JobHandle<LoadOutcome>,
 }
 
+struct PendingTask {
+    id: u64,
+    label: String,
+    handle: JobHandle<TaskOutcome>,
+}
+
 pub struct App {
     document: Document,
     ui_state: crate::ui::UiState,
     jobs: JobSystem,
     loads: Vec<PendingLoad>,
+    tasks: Vec<PendingTask>,
+    next_task_id: u64,
+    startup: Option<JobHandle<(String, Vec<ModelEntry>)>>,
     pending_scan: Option<PendingScan>,
     frame_stats: FrameStats,
 }
@@ -99,11 +114,16 @@ impl App {
         log_gpu(cc);
         let ctx = cc.egui_ctx.clone();
         let jobs = JobSystem::new(Arc::new(move || ctx.request_repaint()));
+        // Which inference engine runs and which models exist: found off the UI thread.
+        let startup = Some(jobs.submit("find models", |_ctx| Ok(startup::discover())));
         let mut app = Self {
             document: Document::new(),
             ui_state: Default::default(),
             jobs,
             loads: Vec::new(),
+            tasks: Vec::new(),
+            next_task_id: 0,
+            startup,
             pending_scan: None,
             frame_stats: FrameStats::new(started),
         };
@@ -121,6 +141,11 @@ impl App {
     /// Whether a load job is still running.
     pub fn is_loading(&self) -> bool {
         !self.loads.is_empty()
+    }
+
+    /// Whether any job (load or workflow task) is still running.
+    pub fn is_busy(&self) -> bool {
+        !self.loads.is_empty() || !self.tasks.is_empty()
     }
 
     /// Applies one command: app-level ones start jobs or touch the browser, the rest go to
@@ -150,9 +175,250 @@ impl App {
             Command::BrowseFolder(folder) => {
                 self.document.browser = folder.map(|f| browse(&f));
             }
+            Command::ApplyThreshold { low, high } => {
+                self.start_label_op(LabelOp::Threshold { low, high })
+            }
+            Command::GrowRegion { seed } => {
+                let (low, high) = self.document.grow_range;
+                self.start_label_op(LabelOp::Grow { seed, low, high })
+            }
+            Command::RunModel(manifest) => self.start_label_op(LabelOp::Model(manifest)),
+            Command::KeepLargestIsland => self.start_label_op(LabelOp::KeepLargest),
+            Command::InterpolateSlices(axis) => {
+                if let Some(layer) = &self.document.labels {
+                    let orientation = orientation_for(layer.map.geometry(), axis);
+                    self.start_label_op(LabelOp::Interpolate(orientation));
+                }
+            }
+            Command::BuildMeshes => self.start_meshes(None),
+            Command::ExportModel { path, format } => self.start_meshes(Some((path, format))),
+            Command::RunRegistration => self.start_registration(),
+            Command::Preprocess { volume, op } => {
+                let Some(entry) = self.document.volumes.get(volume) else {
+                    return;
+                };
+                let image = Arc::clone(&entry.image);
+                let label = format!("{} ({})", op.name(), short(&entry.image.meta.description));
+                self.submit_task(label, Lane::Cpu, move |ctx| {
+                    tasks::preprocess(image, op, ctx)
+                });
+            }
+            Command::CancelTask(id) => {
+                for task in self.tasks.iter().filter(|t| t.id == id) {
+                    task.handle.cancel();
+                }
+            }
             other => self.document.apply(other),
         }
         self.sync_load_status();
+    }
+
+    fn submit_task(
+        &mut self,
+        label: String,
+        lane: Lane,
+        work: impl FnOnce(&crate::jobs::JobContext) -> Result<TaskOutcome, JobError> + Send + 'static,
+    ) {
+        self.next_task_id += 1;
+        let handle = self.jobs.submit_on(lane, &label, work);
+        self.tasks.push(PendingTask {
+            id: self.next_task_id,
+            label,
+            handle,
+        });
+        self.sync_task_status();
+    }
+
+    /// Starts a whole-volume label operation on a copy of the label map.
+    fn start_label_op(&mut self, op: LabelOp) {
+        if self.document.ensure_labels().is_none() {
+            self.document.message = Some("load an image first".to_string());
+            return;
+        }
+        let Some(reference) = self
+            .document
+            .label_reference()
+            .map(|(_, v)| Arc::clone(&v.image))
+        else {
+            self.document.message =
+                Some("the label map's image was removed; its grid is kept but no tool can read intensities".into());
+            return;
+        };
+        let Some(layer) = &self.document.labels else {
+            return;
+        };
+        let map = layer.map.clone();
+        let revision = layer.revision;
+        let mask = self.document.tools.mask();
+        let label = self.document.tools.active_label.max(1);
+        let lane = if matches!(op, LabelOp::Model(_)) {
+            Lane::Inference
+        } else {
+            Lane::Cpu
+        };
+        let title = op.title();
+        self.submit_task(title, lane, move |ctx| {
+            tasks::run_label_op(op, map, revision, reference, mask, label, ctx)
+        });
+    }
+
+    fn start_meshes(&mut self, export_to: Option<(PathBuf, crate::document::ExportFormat)>) {
+        let Some(layer) = &self.document.labels else {
+            self.document.message = Some("nothing to mesh: segment something first".into());
+            return;
+        };
+        let map = Arc::new(layer.map.clone());
+        let plan = self.document.mesh_plan.clone();
+        let source = self
+            .document
+            .label_reference()
+            .map(|(_, v)| v.image.meta.description.clone())
+            .unwrap_or_default();
+        let label = match &export_to {
+            Some((path, _)) => format!("Exporting {}", file_label(path)),
+            None => "Building meshes".to_string(),
+        };
+        self.submit_task(label, Lane::Cpu, move |ctx| {
+            tasks::build_meshes(map, plan, source, export_to, ctx)
+        });
+    }
+
+    fn start_registration(&mut self) {
+        let Some(reg) = &self.document.registration else {
+            return;
+        };
+        let (Some(fixed), Some(moving)) = (
+            self.document.volumes.get(reg.fixed),
+            self.document.volumes.get(reg.moving),
+        ) else {
+            return;
+        };
+        if reg.method == crate::document::RegistrationMethod::Landmarks && reg.landmarks.len() < 3 {
+            self.document.message =
+                Some("landmark registration needs at least 3 pairs".to_string());
+            return;
+        }
+        let (fixed, moving) = (Arc::clone(&fixed.image), Arc::clone(&moving.image));
+        let (method, start, landmarks) = (reg.method, reg.moving_from_fixed, reg.landmarks.clone());
+        self.submit_task(
+            format!("{} registration", method.name()),
+            Lane::Cpu,
+            move |ctx| tasks::register(fixed, moving, method, start, landmarks, ctx),
+        );
+    }
+
+    /// Applies finished workflow tasks to the document (once per frame).
+    fn drain_tasks(&mut self) {
+        if let Some(handle) = &mut self.startup {
+            if let Some(result) = handle.try_take() {
+                if let Ok((backend, models)) = result {
+                    self.document.backend = Some(backend);
+                    self.document.models = models;
+                }
+                self.startup = None;
+            }
+        }
+        let mut still_running = Vec::new();
+        for mut task in std::mem::take(&mut self.tasks) {
+            match task.handle.try_take() {
+                None => still_running.push(task),
+                Some(Ok(outcome)) => {
+                    tracing::info!(
+                        "{}: done in {:.0} ms",
+                        task.label,
+                        task.handle.elapsed().as_secs_f64() * 1000.0
+                    );
+                    self.apply_outcome(outcome);
+                }
+                Some(Err(JobError::Cancelled)) => {
+                    self.document.message = Some(format!("{}: cancelled", task.label));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!("{}: {e}", task.label);
+                    self.document.message = Some(format!("{}: {e}", task.label));
+                }
+            }
+        }
+        self.tasks = still_running;
+        self.sync_task_status();
+    }
+
+    fn apply_outcome(&mut self, outcome: TaskOutcome) {
+        let doc = &mut self.document;
+        match outcome {
+            TaskOutcome::Labels {
+                base_revision,
+                map,
+                delta,
+                confidence,
+                summary,
+            } => {
+                let Some(layer) = &mut doc.labels else {
+                    return;
+                };
+                if layer.revision != base_revision {
+                    doc.message = Some(format!(
+                        "{summary}, but the labels were edited while it ran: result discarded"
+                    ));
+                    return;
+                }
+                layer.map = map;
+                layer.record(delta);
+                layer.revision += 1;
+                if let Some(c) = confidence {
+                    layer.confidence = Some(Arc::new(c));
+                }
+                doc.message = Some(summary);
+            }
+            TaskOutcome::Meshes {
+                meshes,
+                report,
+                written,
+            } => {
+                doc.meshes = meshes;
+                doc.accuracy = Some(report);
+                if !written.is_empty() {
+                    doc.message = Some(format!(
+                        "wrote {}",
+                        written
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    doc.last_export = Some(ExportRecord { files: written });
+                }
+            }
+            TaskOutcome::Registration {
+                moving_from_fixed,
+                figures,
+                confidence,
+            } => {
+                if let Some(reg) = &mut doc.registration {
+                    reg.moving_from_fixed = moving_from_fixed;
+                    reg.figures = figures;
+                    reg.confidence = confidence.map(Arc::new);
+                }
+            }
+            TaskOutcome::Volume(new) => {
+                let index = doc.add_volume(*new);
+                doc.apply(Command::Select(Some(Selection::Volume(index))));
+            }
+        }
+        doc.revision += 1;
+    }
+
+    fn sync_task_status(&mut self) {
+        self.document.tasks = self
+            .tasks
+            .iter()
+            .map(|t| TaskStatus {
+                id: t.id,
+                label: t.label.clone(),
+                fraction: t.handle.fraction(),
+                stage: t.handle.stage(),
+            })
+            .collect();
     }
 
     fn load_series(&mut self, index: usize) {
@@ -224,6 +490,13 @@ impl App {
     }
 }
 
+fn short(text: &str) -> String {
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn file_label(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -252,15 +525,17 @@ fn browse(folder: &Path) -> BrowserListing {
 
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        if self.frame_stats.frame_started(self.is_loading()) {
+        if self.frame_stats.frame_started(self.is_busy()) {
             ui.ctx().request_repaint();
         }
         self.drain_jobs();
+        self.drain_tasks();
         let commands = crate::ui::show(ui, &self.document, &mut self.ui_state);
         for command in commands {
             self.apply(command);
         }
-        if self.is_loading() {
+        if self.is_busy() {
+            self.sync_task_status();
             // Keep the progress bar moving even between the job's own wake-ups.
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(100));

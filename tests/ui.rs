@@ -409,3 +409,311 @@ fn the_built_in_file_browser_walks_folders_and_opens_a_series_folder() {
     assert_eq!(doc.volumes.len(), 3, "message: {:?}", doc.message);
     assert_eq!(doc.volumes[2].image.volume.dims(), [16, 12, 4]);
 }
+
+// --- The planning workflow (issue 9): layout, segment, edit, export, register, preprocess. ---
+
+/// Steps until no workflow task runs (threshold, meshes, registration, …).
+fn wait_for_tasks(h: &mut Harness<'static, App>, what: &str) {
+    step_until(h, what, |app| !app.is_busy());
+}
+
+fn label_count(app: &App, value: u16) -> usize {
+    app.document()
+        .labels
+        .as_ref()
+        .map(|l| l.map.volume.data().iter().filter(|&&v| v == value).count())
+        .unwrap_or(0)
+}
+
+fn open_tab(h: &mut Harness<'static, App>, title: &str) {
+    h.get_by_label(title).click();
+    h.run_steps(2);
+}
+
+/// Two clicks a few 1/30 s frames apart: within egui's double-click delay (0.3 s).
+fn double_click_at(h: &mut Harness<'static, App>, pos: Pos2) {
+    h.hover_at(pos);
+    h.step();
+    for _ in 0..2 {
+        for pressed in [true, false] {
+            h.event(Event::PointerButton {
+                pos,
+                button: PointerButton::Primary,
+                pressed,
+                modifiers: Modifiers::NONE,
+            });
+            h.step();
+        }
+    }
+    h.run_steps(2);
+}
+
+#[test]
+fn four_views_maximise_on_double_click_and_come_back_with_m() {
+    let mut h = Harness::builder()
+        .with_size(WINDOW)
+        .with_step_dt(1.0 / 30.0)
+        .wgpu()
+        .build_eframe(|cc| App::new(cc));
+    step_until(&mut h, "the sample study loaded", |app| {
+        app.document().volumes.len() == 2 && !app.is_loading()
+    });
+    let three_d = h.get_by_label("3D view").rect();
+    assert!(
+        three_d.width() > 100.0,
+        "the 3D quadrant is shown: {three_d:?}"
+    );
+    let axial = view_rect(&h, ViewAxis::Axial);
+    double_click_at(&mut h, axial.center());
+    assert_eq!(
+        h.state().document().layout,
+        fuseprint::document::Layout::Single(fuseprint::document::ViewKind::Slice(ViewAxis::Axial))
+    );
+    assert!(h.query_by_label("Coronal view").is_none());
+    let maximised = view_rect(&h, ViewAxis::Axial);
+    assert!(
+        maximised.width() > axial.width() * 1.8,
+        "{axial:?} -> {maximised:?}"
+    );
+    h.hover_at(maximised.center());
+    h.step();
+    h.key_press(egui::Key::M);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().document().layout,
+        fuseprint::document::Layout::FourUp
+    );
+    h.get_by_label("Coronal view");
+}
+
+#[test]
+fn thresholding_bone_previews_live_then_labels_exactly_the_voxels_in_range() {
+    let mut h = sample_loaded();
+    open_tab(&mut h, "Segment");
+    h.get_by_label("Bone").click();
+    h.run_steps(2);
+    let (low, high) = fuseprint::document::ThresholdPreset::Bone.range_hu();
+    assert_eq!(h.state().document().threshold_preview, Some((low, high)));
+    h.get_by_label("Apply threshold").click();
+    h.run_steps(2);
+    wait_for_tasks(&mut h, "the threshold job finished");
+    let doc = h.state().document();
+    assert_eq!(
+        doc.message.as_deref().map(|m| m.contains("voxels changed")),
+        Some(true),
+        "{:?}",
+        doc.message
+    );
+    assert_eq!(doc.threshold_preview, None, "applying ends the preview");
+    let expected = doc.volumes[0]
+        .image
+        .volume
+        .data()
+        .iter()
+        .filter(|&&v| v >= low && v <= high)
+        .count();
+    assert!(expected > 1000, "the sample has a skull");
+    assert_eq!(label_count(h.state(), 1), expected);
+    // One undoable gesture.
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(label_count(h.state(), 1), 0);
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Y);
+    h.run_steps(2);
+    assert_eq!(label_count(h.state(), 1), expected);
+    h.remove_cursor();
+    h.run_steps(2);
+    h.snapshot("sample_bone_labels");
+}
+
+#[test]
+fn a_brush_stroke_paints_on_the_axial_slice_and_undo_redo_keys_revert_it() {
+    let mut h = sample_loaded();
+    h.key_press(egui::Key::B);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().document().tools.tool,
+        fuseprint::document::Tool::Brush
+    );
+    let cursor = h.state().document().cursor_world;
+    let axial = view_rect(&h, ViewAxis::Axial);
+    drag(
+        &mut h,
+        axial.center() - Vec2::new(30.0, 0.0),
+        axial.center() + Vec2::new(30.0, 0.0),
+        PointerButton::Primary,
+        Modifiers::NONE,
+    );
+    let doc = h.state().document();
+    let layer = doc.labels.as_ref().expect("painting creates the label map");
+    let painted: Vec<usize> = layer
+        .map
+        .volume
+        .data()
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v == 1)
+        .map(|(n, _)| n)
+        .collect();
+    // A 3 mm disk swept over 60 screen points (about 60 × 192/view mm) on one slice.
+    assert!(painted.len() > 50, "painted {}", painted.len());
+    let g = layer.map.geometry().clone();
+    let slice_k = g.voxel_from_world_point(nalgebra::Point3::from(cursor))[2].round() as usize;
+    assert!(
+        painted.iter().all(|&n| g.index3(n)[2] == slice_k),
+        "the stroke stays on the crosshair's axial slice"
+    );
+    assert_eq!(
+        doc.cursor_world, cursor,
+        "painting does not move the crosshair"
+    );
+    let before = painted.len();
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(label_count(h.state(), 1), 0);
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(label_count(h.state(), 1), before);
+    // The eraser (E) removes what the brush painted along the same path.
+    h.key_press(egui::Key::E);
+    h.run_steps(2);
+    drag(
+        &mut h,
+        axial.center() - Vec2::new(30.0, 0.0),
+        axial.center() + Vec2::new(30.0, 0.0),
+        PointerButton::Primary,
+        Modifiers::NONE,
+    );
+    assert_eq!(label_count(h.state(), 1), 0);
+}
+
+#[test]
+fn exporting_a_3mf_writes_every_visible_label_as_an_object() {
+    let mut h = sample_loaded();
+    h.state_mut().apply(Command::ApplyThreshold {
+        low: 226.0,
+        high: 3071.0,
+    });
+    wait_for_tasks(&mut h, "bone thresholded");
+    // A second label painted as a ball, so the model has two parts in two colours.
+    h.state_mut().apply(Command::AddLabel);
+    h.state_mut().apply(Command::SetBrushRadius(8.0));
+    let cursor = h.state().document().cursor_world;
+    h.state_mut()
+        .apply(Command::Edit(fuseprint::document::Edit::Stroke {
+            axis: ViewAxis::Axial,
+            points: vec![cursor],
+            tool: fuseprint::document::Tool::Sphere,
+        }));
+    assert!(label_count(h.state(), 2) > 100);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("model.3mf");
+    // What "Export…" sends once the file dialog returns a path.
+    h.state_mut().apply(Command::ExportModel {
+        path: path.clone(),
+        format: fuseprint::document::ExportFormat::ThreeMf,
+    });
+    h.step();
+    assert!(h.state().is_busy(), "export runs as a job");
+    h.get_by_label("Stop");
+    wait_for_tasks(&mut h, "the export finished");
+    let doc = h.state().document();
+    assert_eq!(doc.meshes.len(), 2, "message: {:?}", doc.message);
+    let report = doc.accuracy.as_ref().expect("accuracy report");
+    assert_eq!(report.parts.len(), 2);
+    let file = std::fs::File::open(&path).expect("3MF written");
+    let mut zip = zip::ZipArchive::new(file).expect("3MF is a zip");
+    let mut model = String::new();
+    std::io::Read::read_to_string(
+        &mut zip.by_name("3D/3dmodel.model").expect("model part"),
+        &mut model,
+    )
+    .expect("UTF-8 XML");
+    let objects = model.matches("<object ").count();
+    assert!(objects >= 2, "{objects} objects");
+    let triangles = model.matches("<triangle ").count();
+    let expected: usize = doc.meshes.iter().map(|m| m.mesh.face_count()).sum();
+    assert_eq!(triangles, expected);
+    open_tab(&mut h, "Mesh & export");
+    h.get_by_label("Accuracy");
+}
+
+#[test]
+fn registration_can_be_nudged_checked_as_a_checkerboard_and_accepted() {
+    let mut h = sample_loaded();
+    open_tab(&mut h, "Register");
+    h.get_by_label("Start registration").click();
+    h.run_steps(2);
+    let doc = h.state().document();
+    let reg = doc
+        .registration
+        .as_ref()
+        .expect("registration under review");
+    assert_eq!((reg.fixed, reg.moving), (0, 1));
+    assert_eq!(
+        doc.overlay.map(|o| o.volume),
+        Some(1),
+        "the moving image is blended"
+    );
+    h.get_by_label("Checkerboard").click();
+    h.run_steps(2);
+    // Alt + drag in the axial view moves the moving image right on screen (patient left, +x).
+    let axial = view_rect(&h, ViewAxis::Axial);
+    let points_per_mm = axial.width().min(axial.height()) / SAMPLE_CT_FOV_MM;
+    drag(
+        &mut h,
+        axial.center(),
+        axial.center() + Vec2::new(40.0, 0.0),
+        PointerButton::Primary,
+        Modifiers::ALT,
+    );
+    let m = h
+        .state()
+        .document()
+        .registration
+        .as_ref()
+        .expect("still reviewing")
+        .moving_from_fixed;
+    let moved_mm = 40.0 / points_per_mm as f64;
+    // The fixed point now shows the moving point `moved_mm` to its right (−x).
+    assert!((m[(0, 3)] + moved_mm).abs() < 0.05, "{m}");
+    assert_eq!(
+        h.state().document().cursor_world,
+        fuseprint::sample::LESION_CENTER_MM
+    );
+    h.remove_cursor();
+    h.run_steps(2);
+    h.snapshot("sample_registration_checkerboard");
+    h.get_by_label("Accept").click();
+    h.run_steps(2);
+    let doc = h.state().document();
+    assert!(doc.registration.is_none());
+    assert_eq!(doc.transforms.len(), 1);
+    assert_eq!(doc.volumes[1].moving_from_fixed, Some(m));
+}
+
+#[test]
+fn a_preprocessing_step_adds_a_new_volume_and_keeps_the_original() {
+    let mut h = sample_loaded();
+    h.get_by_label("Sample MR T1 (synthetic, misaligned)")
+        .click();
+    h.run_steps(2);
+    open_tab(&mut h, "Preprocess");
+    h.get_by_label("Normalise (z-score)").click();
+    h.run_steps(2);
+    wait_for_tasks(&mut h, "normalised");
+    let doc = h.state().document();
+    assert_eq!(doc.volumes.len(), 3, "message: {:?}", doc.message);
+    assert_eq!(doc.active, Some(2), "the result is shown");
+    let original = &doc.volumes[1].image.volume;
+    let normalised = &doc.volumes[2].image.volume;
+    assert_eq!(original.dims(), normalised.dims());
+    assert!(doc.volumes[2].image.meta.description.contains("z-score"));
+    // z-scored inside the head: its foreground has mean ≈ 0; the original's is far above.
+    let (lo, hi) = normalised.min_max();
+    assert!(lo < 0.0 && hi > 0.0, "{lo}..{hi}");
+    assert!(
+        original.min_max().0 >= 0.0,
+        "the original is untouched (magnitude MR)"
+    );
+}

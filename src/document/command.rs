@@ -2,7 +2,13 @@
 //! (starting jobs for the slow ones) and `Document::apply` handles the rest.
 
 use super::display::WindowLevel;
+use super::labels::{Edit, Tool};
 use super::slice::ViewAxis;
+use super::workflow::{
+    ExportFormat, Layout, MeshSettings, PreprocessOp, PrintProfile, QaMode, RegistrationMethod,
+    Selection, ViewKind,
+};
+use crate::volume::Rgba;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,4 +53,94 @@ pub enum Command {
     SetOverlayOpacity(f32),
     ResetViews,
     DismissMessage,
+
+    // Layout and selection.
+    SetLayout(Layout),
+    /// Maximise a view, or return to four-up when it already is (double-click, `M`).
+    ToggleMaximize(ViewKind),
+    Select(Option<Selection>),
+
+    // Segment (whole-volume tools run as jobs in `app`).
+    /// Show voxels of the label map's reference image in `[low, high]` as a live preview.
+    SetThresholdPreview(Option<(f32, f32)>),
+    /// Threshold the reference image into the active label (app-level job).
+    ApplyThreshold {
+        low: f32,
+        high: f32,
+    },
+    /// The range region growing accepts (used by the grow tool's clicks).
+    SetGrowRange((f32, f32)),
+    /// Grow the active label from a seed (world LPS mm) through the grow range (app-level job).
+    GrowRegion {
+        seed: [f64; 3],
+    },
+    /// Segment the reference image with a model's manifest (app-level job on the inference lane).
+    RunModel(PathBuf),
+    SetConfidenceOverlay(bool),
+    /// Keep only the largest connected piece of the active label (app-level job).
+    KeepLargestIsland,
+    /// Fill the active label between the slices where it was drawn (app-level job).
+    InterpolateSlices(ViewAxis),
+
+    // Edit.
+    SetTool(Tool),
+    SetActiveLabel(u16),
+    SetBrushRadius(f64),
+    SetEditableRange(Option<(f32, f32)>),
+    SetOverwriteOtherLabels(bool),
+    /// A brush stroke, fill or scissors cut: one undoable gesture.
+    Edit(Edit),
+    Undo,
+    Redo,
+    /// Add a new label with the next free value and make it active.
+    AddLabel,
+    RenameLabel(u16, String),
+    SetLabelColor(u16, Rgba),
+    SetLabelVisible(u16, bool),
+    SetLabelOpacity(f32),
+
+    // Mesh & export.
+    SetMeshSettings(u16, MeshSettings),
+    SetPrintProfile(u16, PrintProfile),
+    /// Build the surfaces of every visible label (app-level job).
+    BuildMeshes,
+    /// Build and write the model (app-level job); the accuracy report comes with it.
+    ExportModel {
+        path: PathBuf,
+        format: ExportFormat,
+    },
+
+    // Register.
+    /// Start reviewing a registration of `moving` onto `fixed` (indices into the volumes).
+    BeginRegistration {
+        fixed: usize,
+        moving: usize,
+    },
+    SetRegistrationMethod(RegistrationMethod),
+    /// Run the chosen method from the current (possibly nudged) transform (app-level job).
+    RunRegistration,
+    /// Move the moving image by hand: millimetres and degrees about the world axes.
+    NudgeRegistration {
+        translate_mm: [f64; 3],
+        rotate_deg: [f64; 3],
+    },
+    SetQaMode(QaMode),
+    SetRegistrationConfidence(bool),
+    /// Add a landmark pair: the cursor in the fixed image and its match in the moving one.
+    AddLandmark {
+        fixed: [f64; 3],
+        moving: [f64; 3],
+    },
+    AcceptRegistration,
+    RejectRegistration,
+
+    // Preprocess.
+    /// Run one step on a volume; the result is added as a new volume (app-level job).
+    Preprocess {
+        volume: usize,
+        op: PreprocessOp,
+    },
+
+    /// Stop a running task (app-level).
+    CancelTask(u64),
 }

@@ -5,16 +5,25 @@
 
 pub mod command;
 pub mod display;
+pub mod labels;
 pub mod slice;
+pub mod workflow;
 
+pub use crate::volume::{LabelInfo, LabelMap, Rgba};
 pub use command::Command;
 pub use display::{auto_window, WindowLevel, WindowPreset, CT_DEFAULT, CT_PRESETS};
+pub use labels::{Edit, LabelLayer, Tool, ToolSettings};
 pub use slice::{SlicePlane, ViewAxis};
+pub use workflow::{
+    AccuracyReport, DenoisePreset, ExportFormat, ExportRecord, Layout, MeshEntry, MeshPlan,
+    MeshSettings, ModelEntry, PendingRegistration, PreprocessOp, PrintProfile, QaMode,
+    RegistrationMethod, Selection, TaskStatus, ThresholdPreset, TransformEntry, ViewKind,
+};
 
 use crate::io::LoadedImage;
 use crate::volume::resample::trilinear_at;
 use crate::volume::IntensityUnit;
-use nalgebra::Point3;
+use nalgebra::{Matrix4, Point3};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,6 +38,9 @@ pub struct VolumeEntry {
     pub auto_window: WindowLevel,
     /// Smallest and largest value (slider range).
     pub value_range: (f32, f32),
+    /// An accepted registration onto another volume: maps world points of the volume it was
+    /// registered to onto this one's world, so it is drawn aligned when blended.
+    pub moving_from_fixed: Option<Matrix4<f64>>,
 }
 
 impl VolumeEntry {
@@ -165,6 +177,29 @@ pub struct Document {
     /// Bumped on every change a view depends on.
     pub revision: u64,
     next_volume_id: u64,
+
+    pub layout: Layout,
+    pub selection: Option<Selection>,
+    /// The segmentation being built and corrected.
+    pub labels: Option<LabelLayer>,
+    pub tools: ToolSettings,
+    /// Live threshold preview range (reference image values), while the user drags it.
+    pub threshold_preview: Option<(f32, f32)>,
+    /// What region growing accepts (reference image values).
+    pub grow_range: (f32, f32),
+    pub show_confidence: bool,
+    /// Segmentation models found beside the program.
+    pub models: Vec<ModelEntry>,
+    /// The inference engine in use ("tract (pure Rust)", "ONNX Runtime 1.22 …").
+    pub backend: Option<String>,
+    /// Running jobs other than loads (segment, mesh, export, register, preprocess).
+    pub tasks: Vec<TaskStatus>,
+    pub meshes: Vec<MeshEntry>,
+    pub mesh_plan: MeshPlan,
+    pub accuracy: Option<AccuracyReport>,
+    pub last_export: Option<ExportRecord>,
+    pub registration: Option<PendingRegistration>,
+    pub transforms: Vec<TransformEntry>,
 }
 
 impl Document {
@@ -203,6 +238,7 @@ impl Document {
             window,
             auto_window: new.auto_window,
             value_range: new.value_range,
+            moving_from_fixed: None,
         });
         let index = self.volumes.len() - 1;
         if self.active.is_none() {
@@ -226,6 +262,45 @@ impl Document {
         }
         self.active = Some(index);
         self.views = Default::default();
+    }
+
+    /// The volume the label map was made on (its grid, its intensities), with its index.
+    pub fn label_reference(&self) -> Option<(usize, &VolumeEntry)> {
+        let id = self.labels.as_ref()?.volume_id;
+        self.volumes.iter().enumerate().find(|(_, v)| v.id == id)
+    }
+
+    /// Creates an empty label map on the active volume's grid if there is none yet.
+    pub fn ensure_labels(&mut self) -> Option<&mut LabelLayer> {
+        if self.labels.is_none() {
+            let entry = self.active_volume()?;
+            let mut layer = LabelLayer::empty(entry.id, entry.image.volume.geometry().clone());
+            let value = self.tools.active_label.max(1);
+            layer.ensure_label(value, &format!("label {value}"));
+            self.labels = Some(layer);
+        }
+        self.labels.as_mut()
+    }
+
+    /// How to map a world point of the active view onto volume `index` when it is blended:
+    /// the registration under review, else an accepted one, else identity (same frame).
+    pub fn overlay_transform(&self, index: usize) -> Option<Matrix4<f64>> {
+        if let Some(reg) = &self.registration {
+            if reg.moving == index {
+                return Some(reg.moving_from_fixed);
+            }
+        }
+        self.volumes.get(index)?.moving_from_fixed
+    }
+
+    /// The label value shown as the label map's "active" one and its name.
+    pub fn active_label_name(&self) -> String {
+        let value = self.tools.active_label;
+        self.labels
+            .as_ref()
+            .and_then(|l| l.map.table.get(value))
+            .map(|l| l.name.clone())
+            .unwrap_or_else(|| format!("label {value}"))
     }
 
     /// The plane a view shows for the active volume.
@@ -278,6 +353,9 @@ impl Document {
                     return;
                 }
                 self.volumes.remove(index);
+                // Indices shift: a registration under review would point at other images.
+                self.registration = None;
+                self.selection = None;
                 self.overlay = match self.overlay {
                     Some(o) if o.volume == index => None,
                     Some(o) if o.volume > index => Some(Overlay {
@@ -320,10 +398,217 @@ impl Document {
             | Command::LoadSample
             | Command::CancelLoad
             | Command::SelectSeries(_)
-            | Command::BrowseFolder(_) => return,
+            | Command::BrowseFolder(_)
+            | Command::ApplyThreshold { .. }
+            | Command::GrowRegion { .. }
+            | Command::RunModel(_)
+            | Command::KeepLargestIsland
+            | Command::InterpolateSlices(_)
+            | Command::BuildMeshes
+            | Command::ExportModel { .. }
+            | Command::RunRegistration
+            | Command::Preprocess { .. }
+            | Command::CancelTask(_) => return,
+            other => self.apply_workflow(other),
         }
         self.revision += 1;
     }
+
+    /// Layout, segmentation, editing, meshing and registration commands.
+    fn apply_workflow(&mut self, command: Command) {
+        match command {
+            Command::SetLayout(layout) => self.layout = layout,
+            Command::ToggleMaximize(view) => self.layout = self.layout.toggled(view),
+            Command::Select(selection) => {
+                if let Some(Selection::Volume(index)) = selection {
+                    self.set_active(index);
+                }
+                if let Some(Selection::Label(value)) = selection {
+                    self.tools.active_label = value;
+                }
+                self.selection = selection;
+            }
+            Command::SetThresholdPreview(range) => self.threshold_preview = range,
+            Command::SetGrowRange(range) => self.grow_range = range,
+            Command::SetConfidenceOverlay(on) => self.show_confidence = on,
+            Command::SetTool(tool) => {
+                self.tools.tool = tool;
+                if tool.edits() {
+                    self.ensure_labels();
+                }
+            }
+            Command::SetActiveLabel(value) => self.tools.active_label = value.max(1),
+            Command::SetBrushRadius(mm) => {
+                if mm.is_finite() {
+                    self.tools.brush_radius_mm = mm.clamp(0.1, 100.0);
+                }
+            }
+            Command::SetEditableRange(range) => self.tools.editable_range = range,
+            Command::SetOverwriteOtherLabels(on) => self.tools.overwrite_other_labels = on,
+            Command::Edit(edit) => self.apply_edit(&edit),
+            Command::Undo => self.step_history(true),
+            Command::Redo => self.step_history(false),
+            Command::AddLabel => {
+                if let Some(layer) = self.ensure_labels() {
+                    let value = layer.map.table.next_free_value();
+                    layer.ensure_label(value, &format!("label {value}"));
+                    self.tools.active_label = value;
+                    self.selection = Some(Selection::Label(value));
+                }
+            }
+            Command::RenameLabel(value, name) => {
+                if let Some(info) = self.label_info_mut(value) {
+                    info.name = name;
+                }
+            }
+            Command::SetLabelColor(value, color) => {
+                if let Some(info) = self.label_info_mut(value) {
+                    info.color = color;
+                }
+            }
+            Command::SetLabelVisible(value, visible) => {
+                if let Some(info) = self.label_info_mut(value) {
+                    info.visible = visible;
+                }
+            }
+            Command::SetLabelOpacity(opacity) => {
+                if let Some(layer) = &mut self.labels {
+                    layer.opacity = opacity.clamp(0.0, 1.0);
+                }
+            }
+            Command::SetMeshSettings(label, settings) => {
+                self.mesh_plan.settings.insert(label, settings);
+            }
+            Command::SetPrintProfile(label, profile) => {
+                self.mesh_plan.profiles.insert(label, profile);
+            }
+            Command::BeginRegistration { fixed, moving } => {
+                let (Some(f), true) = (self.volumes.get(fixed), moving < self.volumes.len()) else {
+                    return;
+                };
+                if fixed == moving {
+                    self.message = Some("choose two different volumes to register".into());
+                    return;
+                }
+                let c = f.image.volume.geometry().center_world();
+                let mut pending = PendingRegistration::new(fixed, moving, [c.x, c.y, c.z]);
+                if let Some(previous) = &self.registration {
+                    pending.method = previous.method;
+                }
+                self.registration = Some(pending);
+                if self.active != Some(fixed) {
+                    self.set_active(fixed);
+                }
+                let opacity = self.overlay.map(|o| o.opacity).unwrap_or(0.5);
+                self.overlay = Some(Overlay {
+                    volume: moving,
+                    opacity,
+                });
+            }
+            Command::SetRegistrationMethod(method) => {
+                if let Some(reg) = &mut self.registration {
+                    reg.method = method;
+                }
+            }
+            Command::NudgeRegistration {
+                translate_mm,
+                rotate_deg,
+            } => {
+                if let Some(reg) = &mut self.registration {
+                    reg.nudge(translate_mm, rotate_deg);
+                }
+            }
+            Command::SetQaMode(mode) => {
+                if let Some(reg) = &mut self.registration {
+                    reg.qa = mode;
+                }
+            }
+            Command::SetRegistrationConfidence(on) => {
+                if let Some(reg) = &mut self.registration {
+                    reg.show_confidence = on;
+                }
+            }
+            Command::AddLandmark { fixed, moving } => {
+                if let Some(reg) = &mut self.registration {
+                    reg.landmarks.push((fixed, moving));
+                }
+            }
+            Command::AcceptRegistration => {
+                let Some(reg) = self.registration.take() else {
+                    return;
+                };
+                let (Some(fixed_id), Some(moving_id)) = (
+                    self.volumes.get(reg.fixed).map(|v| v.id),
+                    self.volumes.get(reg.moving).map(|v| v.id),
+                ) else {
+                    return;
+                };
+                if let Some(moving) = self.volumes.get_mut(reg.moving) {
+                    moving.moving_from_fixed = Some(reg.moving_from_fixed);
+                }
+                let name = format!(
+                    "{} onto {}",
+                    short_name(&self.volumes[reg.moving].image.meta.description),
+                    short_name(&self.volumes[reg.fixed].image.meta.description)
+                );
+                self.transforms.push(TransformEntry {
+                    name,
+                    fixed_id,
+                    moving_id,
+                    moving_from_fixed: reg.moving_from_fixed,
+                    figures: reg.figures,
+                });
+                self.selection = Some(Selection::Transform(self.transforms.len() - 1));
+            }
+            Command::RejectRegistration => self.registration = None,
+            _ => {}
+        }
+    }
+
+    fn label_info_mut(&mut self, value: u16) -> Option<&mut LabelInfo> {
+        self.labels.as_mut()?.map.table.get_mut(value)
+    }
+
+    fn apply_edit(&mut self, edit: &Edit) {
+        if self.ensure_labels().is_none() {
+            return;
+        }
+        let intensity = self.label_reference().map(|(_, v)| Arc::clone(&v.image));
+        let settings = self.tools.clone();
+        let Some(layer) = self.labels.as_mut() else {
+            return;
+        };
+        let intensity = intensity
+            .as_ref()
+            .map(|i| &i.volume)
+            .filter(|v| v.dims() == layer.map.geometry().dims);
+        if let Err(e) = labels::apply_edit(layer, intensity, &settings, edit) {
+            self.message = Some(format!("edit refused: {e}"));
+        }
+    }
+
+    fn step_history(&mut self, undo: bool) {
+        let Some(layer) = self.labels.as_mut() else {
+            return;
+        };
+        let result = if undo { layer.undo() } else { layer.redo() };
+        match result {
+            Ok(Some(name)) => {
+                let verb = if undo { "Undid" } else { "Redid" };
+                self.message = Some(format!("{verb} {name}"));
+            }
+            Ok(None) => {}
+            Err(e) => self.message = Some(format!("undo failed: {e}")),
+        }
+    }
+}
+
+/// First words of a description, for compact names.
+fn short_name(text: &str) -> String {
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

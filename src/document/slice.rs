@@ -167,7 +167,20 @@ pub fn voxel_grid_corners(geometry: &VolumeGeometry) -> Vec<Point3<f64>> {
 
 /// Trilinear samples at every pixel centre, row by row; NaN where the plane leaves the volume.
 pub fn sample_slice(volume: &Volume<f32>, plane: &SlicePlane) -> Vec<f32> {
-    let voxel_from_world = volume.geometry().voxel_from_world();
+    sample_slice_mapped(volume, plane, None)
+}
+
+/// Like [`sample_slice`], with the volume's world reached through `sample_from_world` (e.g. a
+/// registration's `moving_from_fixed`), so a moving image is drawn aligned with the fixed one.
+pub fn sample_slice_mapped(
+    volume: &Volume<f32>,
+    plane: &SlicePlane,
+    sample_from_world: Option<&nalgebra::Matrix4<f64>>,
+) -> Vec<f32> {
+    let mut voxel_from_world = volume.geometry().voxel_from_world();
+    if let Some(m) = sample_from_world {
+        voxel_from_world *= m;
+    }
     let origin = voxel_from_world.transform_point(&plane.world_at_pixel(0.5, 0.5));
     let step_x = voxel_from_world.transform_vector(&(plane.axis.right_world() * plane.pixel_mm));
     let step_y = voxel_from_world.transform_vector(&(plane.axis.down_world() * plane.pixel_mm));
@@ -179,6 +192,27 @@ pub fn sample_slice(volume: &Volume<f32>, plane: &SlicePlane) -> Vec<f32> {
             (0..width).map(move |x| {
                 let p = row_start + step_x * x as f64;
                 trilinear_at(volume, [p.x, p.y, p.z]).unwrap_or(f32::NAN)
+            })
+        })
+        .collect()
+}
+
+/// Nearest-voxel labels at every pixel centre (0 outside the map): labels are never blended.
+pub fn sample_labels(volume: &Volume<u16>, plane: &SlicePlane) -> Vec<u16> {
+    let voxel_from_world = volume.geometry().voxel_from_world();
+    let origin = voxel_from_world.transform_point(&plane.world_at_pixel(0.5, 0.5));
+    let step_x = voxel_from_world.transform_vector(&(plane.axis.right_world() * plane.pixel_mm));
+    let step_y = voxel_from_world.transform_vector(&(plane.axis.down_world() * plane.pixel_mm));
+    let width = plane.width_px;
+    (0..plane.height_px)
+        .into_par_iter()
+        .flat_map_iter(|y| {
+            let row_start = origin + step_y * y as f64;
+            (0..width).map(move |x| {
+                let p = row_start + step_x * x as f64;
+                volume
+                    .get(p.x.round() as i64, p.y.round() as i64, p.z.round() as i64)
+                    .unwrap_or(0)
             })
         })
         .collect()

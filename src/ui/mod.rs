@@ -5,15 +5,20 @@ mod dialogs;
 mod panels;
 pub mod slice_view;
 pub mod theme;
+pub mod view3d;
+mod workflow;
 
-use crate::document::{Command, Document, ViewAxis};
+use crate::document::{Command, Document, Layout, Tool, ViewKind};
 use slice_view::{Hover, SliceViewCache};
+pub use workflow::{Tab, WorkflowState};
 
-/// Widget state that is not part of the document: texture caches and the mouse read-out.
+/// Widget state that is not part of the document: texture caches, the mouse read-out and the
+/// workflow panels' unsaved inputs.
 #[derive(Default)]
 pub struct UiState {
     views: [SliceViewCache; 3],
     pub hover: Option<Hover>,
+    pub workflow: WorkflowState,
 }
 
 /// Draws the whole window for one frame.
@@ -28,6 +33,7 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, state: &mut UiState) -> Vec<Comma
         }
     });
     state.hover = None;
+    shortcut_commands(ui.ctx(), &mut commands);
 
     egui::Panel::top("toolbar").show(ui, |ui| panels::toolbar_ui(ui, doc, &mut commands));
     egui::Panel::bottom("status").show(ui, |ui| {
@@ -37,6 +43,12 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, state: &mut UiState) -> Vec<Comma
         .default_size(theme::LEFT_PANEL_WIDTH)
         .min_size(theme::LEFT_PANEL_WIDTH)
         .show(ui, |ui| panels::data_panel_ui(ui, doc, &mut commands));
+    egui::Panel::right("workflow")
+        .default_size(theme::RIGHT_PANEL_WIDTH)
+        .min_size(theme::RIGHT_PANEL_WIDTH)
+        .show(ui, |ui| {
+            workflow::workflow_ui(ui, doc, &mut state.workflow, &mut commands)
+        });
     egui::CentralPanel::default_margins().show(ui, |ui| views_ui(ui, doc, state, &mut commands));
 
     if let Some(choice) = &doc.series_choice {
@@ -48,7 +60,38 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, state: &mut UiState) -> Vec<Comma
     commands
 }
 
-/// Axial | coronal over sagittal | help, splitting the central area in four.
+/// Keys that work anywhere unless a text field has the keyboard: undo/redo and the tools.
+fn shortcut_commands(ctx: &egui::Context, commands: &mut Vec<Command>) {
+    use egui::{Key, Modifiers};
+    if ctx.memory(|m| m.focused().is_some()) {
+        return;
+    }
+    ctx.input_mut(|i| {
+        if i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)
+            || i.consume_key(Modifiers::COMMAND, Key::Y)
+        {
+            commands.push(Command::Redo);
+        } else if i.consume_key(Modifiers::COMMAND, Key::Z) {
+            commands.push(Command::Undo);
+        }
+        for tool in Tool::ALL {
+            let key = match tool {
+                Tool::Navigate => Key::Escape,
+                Tool::Brush => Key::B,
+                Tool::Eraser => Key::E,
+                Tool::Sphere => Key::S,
+                Tool::Fill => Key::F,
+                Tool::Scissors => Key::X,
+                Tool::RegionGrow => Key::G,
+            };
+            if i.consume_key(Modifiers::NONE, key) {
+                commands.push(Command::SetTool(tool));
+            }
+        }
+    });
+}
+
+/// Four-up (axial | coronal over sagittal | 3D) or one maximised view.
 fn views_ui(ui: &mut egui::Ui, doc: &Document, state: &mut UiState, commands: &mut Vec<Command>) {
     let area = ui.available_rect_before_wrap();
     ui.allocate_rect(area, egui::Sense::hover());
@@ -67,20 +110,29 @@ fn views_ui(ui: &mut egui::Ui, doc: &Document, state: &mut UiState, commands: &m
             half,
         )
     };
-    let cells = [cell(0.0, 0.0), cell(1.0, 0.0), cell(0.0, 1.0)];
-    for axis in ViewAxis::ALL {
-        slice_view::slice_view_ui(
-            ui,
-            cells[axis.index()],
-            doc,
-            axis,
-            &mut state.views[axis.index()],
-            &mut state.hover,
-            commands,
-        );
+    let cells = [
+        cell(0.0, 0.0),
+        cell(1.0, 0.0),
+        cell(0.0, 1.0),
+        cell(1.0, 1.0),
+    ];
+    for (n, view) in ViewKind::ALL.into_iter().enumerate() {
+        let rect = match doc.layout {
+            Layout::FourUp => cells[n],
+            Layout::Single(v) if v == view => area,
+            Layout::Single(_) => continue,
+        };
+        match view {
+            ViewKind::Slice(axis) => slice_view::slice_view_ui(
+                ui,
+                rect,
+                doc,
+                axis,
+                &mut state.views[axis.index()],
+                &mut state.hover,
+                commands,
+            ),
+            ViewKind::ThreeD => view3d::show(ui, rect, doc, commands),
+        }
     }
-    let help = cell(1.0, 1.0).shrink(12.0);
-    ui.scope_builder(egui::UiBuilder::new().max_rect(help), |ui| {
-        panels::help_ui(ui, doc)
-    });
 }

@@ -2,7 +2,7 @@
 
 use super::slice_view::Hover;
 use super::theme;
-use crate::document::{Command, Document, VolumeEntry, WindowLevel, CT_PRESETS};
+use crate::document::{Command, Document, Layout, Selection, VolumeEntry, WindowLevel, CT_PRESETS};
 use std::path::PathBuf;
 
 pub fn toolbar_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
@@ -22,6 +22,48 @@ pub fn toolbar_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>
         }
         if ui.button("Add sample study").clicked() {
             commands.push(Command::LoadSample);
+        }
+        ui.separator();
+        let history = doc.labels.as_ref().map(|l| &l.history);
+        let can_undo = history.is_some_and(|h| h.can_undo());
+        let can_redo = history.is_some_and(|h| h.can_redo());
+        if ui
+            .add_enabled(can_undo, egui::Button::new("Undo"))
+            .on_hover_text("Undo the last label edit (Ctrl+Z)")
+            .clicked()
+        {
+            commands.push(Command::Undo);
+        }
+        if ui
+            .add_enabled(can_redo, egui::Button::new("Redo"))
+            .on_hover_text("Redo (Ctrl+Y or Ctrl+Shift+Z)")
+            .clicked()
+        {
+            commands.push(Command::Redo);
+        }
+        let four_up = doc.layout == Layout::FourUp;
+        if ui
+            .selectable_label(four_up, "Four views")
+            .on_hover_text("Axial, coronal, sagittal and 3D. Double-click a view (or press M over it) to maximise it")
+            .clicked()
+        {
+            commands.push(Command::SetLayout(Layout::FourUp));
+        }
+        for task in &doc.tasks {
+            ui.separator();
+            ui.label(&task.label);
+            ui.add(
+                egui::ProgressBar::new(task.fraction)
+                    .desired_width(160.0)
+                    .text(format!("{} {:.0} %", task.stage, task.fraction * 100.0)),
+            );
+            if ui
+                .button("Stop")
+                .on_hover_text(format!("Cancel {}", task.label))
+                .clicked()
+            {
+                commands.push(Command::CancelTask(task.id));
+            }
         }
         if let Some(load) = &doc.loading {
             ui.separator();
@@ -86,6 +128,17 @@ pub fn status_ui(
             Some(v) => ui.label(format!("value {v:.1}{unit}")),
             None => ui.label("outside the volume"),
         };
+        ui.separator();
+        ui.label(format!(
+            "Tool: {} · {}",
+            doc.tools.tool.name(),
+            doc.active_label_name()
+        ));
+        ui.separator();
+        ui.label(format!(
+            "Inference: {}",
+            doc.backend.as_deref().unwrap_or("starting…")
+        ));
         if let Some(message) = &doc.message {
             ui.separator();
             ui.colored_label(theme::ERROR_TEXT, message);
@@ -96,6 +149,8 @@ pub fn status_ui(
     });
 }
 
+/// Studies and series (the loaded volumes), label maps, meshes and transforms; clicking one
+/// selects it for the properties tab.
 pub fn data_panel_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
     egui::ScrollArea::vertical().show(ui, |ui| {
         ui.heading("Volumes");
@@ -107,14 +162,19 @@ pub fn data_panel_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Comma
                 let selected = doc.active == Some(index);
                 if ui
                     .selectable_label(selected, &entry.image.meta.description)
+                    .on_hover_text(format!("{}\n{}", entry.summary(), entry.image.meta.source))
                     .clicked()
                 {
-                    commands.push(Command::SetActiveVolume(index));
+                    commands.push(Command::Select(Some(Selection::Volume(index))));
                 }
             });
             ui.horizontal(|ui| {
                 ui.small(entry.summary());
-                if ui.small_button("Remove").clicked() {
+                if ui
+                    .small_button("Remove")
+                    .on_hover_text("Close this volume")
+                    .clicked()
+                {
                     commands.push(Command::RemoveVolume(index));
                 }
             });
@@ -122,20 +182,99 @@ pub fn data_panel_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Comma
                 ui.colored_label(theme::ERROR_TEXT, warning);
             }
         }
-        if let (Some(index), Some(entry)) = (doc.active, doc.active_volume()) {
-            ui.separator();
-            window_level_ui(ui, index, entry, commands);
-            ui.separator();
-            overlay_ui(ui, doc, index, commands);
-            ui.separator();
-            ui.heading("Cursor");
-            let [x, y, z] = doc.cursor_world;
-            ui.label(format!("LPS ({x:.1}, {y:.1}, {z:.1}) mm"));
-            if ui.button("Reset zoom and pan").clicked() {
-                commands.push(Command::ResetViews);
+        ui.separator();
+        ui.heading("Label maps");
+        match &doc.labels {
+            None => {
+                ui.label("None yet: threshold, grow or paint to start one.");
+            }
+            Some(layer) => {
+                let on = doc
+                    .label_reference()
+                    .map(|(_, v)| short(&v.image.meta.description, 24))
+                    .unwrap_or_else(|| "a closed volume".to_string());
+                let selected = doc.selection == Some(Selection::LabelMap);
+                if ui
+                    .selectable_label(selected, format!("Labels on {on}"))
+                    .clicked()
+                {
+                    commands.push(Command::Select(Some(Selection::LabelMap)));
+                }
+                for info in layer.map.table.iter() {
+                    ui.horizontal(|ui| {
+                        let mut visible = info.visible;
+                        if ui
+                            .checkbox(&mut visible, "")
+                            .on_hover_text("Show or hide this label")
+                            .changed()
+                        {
+                            commands.push(Command::SetLabelVisible(info.value, visible));
+                        }
+                        let (rect, _) =
+                            ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                        ui.painter().rect_filled(rect, 2.0, theme::rgba(info.color));
+                        let selected = doc.selection == Some(Selection::Label(info.value));
+                        if ui
+                            .selectable_label(selected, format!("{} {}", info.value, info.name))
+                            .clicked()
+                        {
+                            commands.push(Command::Select(Some(Selection::Label(info.value))));
+                        }
+                    });
+                }
+            }
+        }
+        ui.separator();
+        ui.heading("Meshes");
+        if doc.meshes.is_empty() {
+            ui.label("None built.");
+        }
+        for (index, mesh) in doc.meshes.iter().enumerate() {
+            let selected = doc.selection == Some(Selection::Mesh(index));
+            if ui
+                .selectable_label(
+                    selected,
+                    format!("{} · {:.1} ml", mesh.name, mesh.volume_ml),
+                )
+                .clicked()
+            {
+                commands.push(Command::Select(Some(Selection::Mesh(index))));
+            }
+        }
+        ui.separator();
+        ui.heading("Transforms");
+        if doc.transforms.is_empty() {
+            ui.label("None accepted.");
+        }
+        for (index, transform) in doc.transforms.iter().enumerate() {
+            let selected = doc.selection == Some(Selection::Transform(index));
+            if ui.selectable_label(selected, &transform.name).clicked() {
+                commands.push(Command::Select(Some(Selection::Transform(index))));
             }
         }
     });
+}
+
+/// Window/level, overlay and cursor of the active volume (the volume's properties).
+pub fn volume_properties_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
+    if let (Some(index), Some(entry)) = (doc.active, doc.active_volume()) {
+        ui.strong(entry.summary());
+        ui.label(format!(
+            "Orientation {}",
+            entry.image.volume.geometry().orientation_code()
+        ));
+        ui.separator();
+        window_level_ui(ui, index, entry, commands);
+        ui.separator();
+        overlay_ui(ui, doc, index, commands);
+        ui.separator();
+        ui.heading("Cursor");
+        let [x, y, z] = doc.cursor_world;
+        ui.label(format!("LPS ({x:.1}, {y:.1}, {z:.1}) mm"));
+        if ui.button("Reset zoom and pan").clicked() {
+            commands.push(Command::ResetViews);
+        }
+    }
 }
 
 fn overlay_ui(ui: &mut egui::Ui, doc: &Document, active: usize, commands: &mut Vec<Command>) {
@@ -176,7 +315,7 @@ fn overlay_ui(ui: &mut egui::Ui, doc: &Document, active: usize, commands: &mut V
 const LEFT_COMBO_WIDTH: f32 = 160.0;
 
 /// At most `max` characters, with an ellipsis when cut.
-fn short(text: &str, max: usize) -> String {
+pub fn short(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {
@@ -228,16 +367,12 @@ fn window_level_ui(
     }
 }
 
-pub fn help_ui(ui: &mut egui::Ui, doc: &Document) {
-    if let Some(entry) = doc.active_volume() {
-        ui.strong(entry.summary());
-        ui.label(format!(
-            "Orientation {}",
-            entry.image.volume.geometry().orientation_code()
-        ));
-        ui.add_space(8.0);
-    }
-    ui.label("Click or drag: move the crosshair");
+pub fn help_ui(ui: &mut egui::Ui) {
+    ui.label("Click or drag: move the crosshair (Navigate tool)");
+    ui.label("Double-click a view or M: maximise / four views");
+    ui.label("B brush, E eraser, S sphere, F fill, X scissors, G grow, Esc navigate");
+    ui.label("Ctrl+Z undo, Ctrl+Y or Ctrl+Shift+Z redo");
+    ui.label("Alt + drag / Alt + arrows: nudge the moving image while registering");
     ui.label("Wheel, arrow up/down, Page Up/Down: slices");
     ui.label("Ctrl + wheel or right-drag: zoom");
     ui.label("Middle-drag: pan");

@@ -1,10 +1,14 @@
 //! One slice viewport: the CPU-sampled image, the linked crosshair and mouse interaction.
 
 use super::theme;
-use crate::document::slice::sample_slice;
-use crate::document::{Command, Document, SlicePlane, ViewAxis, ViewState, WindowLevel};
+use crate::document::slice::{sample_labels, sample_slice, sample_slice_mapped};
+use crate::document::{
+    Command, Document, Edit, LabelLayer, QaMode, SlicePlane, Tool, ViewAxis, ViewKind, ViewState,
+    WindowLevel,
+};
 use egui::{Color32, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Vec2};
 use nalgebra::Point3;
+use std::sync::Arc;
 
 /// What lies under the mouse, for the status bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,29 +17,34 @@ pub struct Hover {
     pub value: Option<f32>,
 }
 
-/// Last sampled slice and its texture; resampled only when the plane or the volume changes,
-/// recoloured only when the window changes.
+/// Last sampled slices and their texture; resampled only when the plane or the data change,
+/// recoloured when anything drawn changes (the document revision).
 #[derive(Default)]
 pub struct SliceViewCache {
     samples_key: Option<(u64, SlicePlane)>,
     samples: Vec<f32>,
-    overlay_key: Option<(u64, SlicePlane)>,
+    overlay_key: Option<(u64, SlicePlane, [u64; 16])>,
     overlay_samples: Vec<f32>,
-    texture_key: Option<TextureKey>,
+    labels_key: Option<(u64, SlicePlane)>,
+    label_samples: Vec<u16>,
+    reference_key: Option<(u64, SlicePlane)>,
+    reference_samples: Vec<f32>,
+    confidence_key: Option<(usize, SlicePlane)>,
+    confidence_samples: Vec<f32>,
+    texture_key: Option<(u64, SlicePlane)>,
     texture: Option<TextureHandle>,
+    /// The brush stroke or scissors lasso being drawn (world points on this view's plane).
+    gesture: Vec<Point3<f64>>,
 }
 
-/// Everything the slice texture's colours depend on.
-#[derive(Debug, Clone, PartialEq)]
-struct TextureKey {
-    volume_id: u64,
-    plane: SlicePlane,
-    window: [u32; 2],
-    overlay: Option<(u64, [u32; 2], u32)>,
-}
-
-fn window_bits(w: &WindowLevel) -> [u32; 2] {
-    [w.center.to_bits(), w.width.to_bits()]
+fn matrix_bits(m: &Option<nalgebra::Matrix4<f64>>) -> [u64; 16] {
+    let mut out = [0u64; 16];
+    if let Some(m) = m {
+        for (o, v) in out.iter_mut().zip(m.iter()) {
+            *o = v.to_bits();
+        }
+    }
+    out
 }
 
 impl SliceViewCache {
@@ -53,21 +62,62 @@ impl SliceViewCache {
         }
         let overlay = doc.visible_overlay();
         if let Some((over, _)) = overlay {
-            let key = (over.id, plane.clone());
+            let index = doc
+                .volumes
+                .iter()
+                .position(|v| v.id == over.id)
+                .unwrap_or(0);
+            let transform = doc.overlay_transform(index);
+            let key = (over.id, plane.clone(), matrix_bits(&transform));
             if self.overlay_key.as_ref() != Some(&key) {
-                self.overlay_samples = sample_slice(&over.image.volume, plane);
+                self.overlay_samples =
+                    sample_slice_mapped(&over.image.volume, plane, transform.as_ref());
                 self.overlay_key = Some(key);
             }
         }
-        let texture_key = TextureKey {
-            volume_id: entry.id,
-            plane: plane.clone(),
-            window: window_bits(&entry.window),
-            overlay: overlay.map(|(o, opacity)| (o.id, window_bits(&o.window), opacity.to_bits())),
-        };
+        if let Some(layer) = &doc.labels {
+            let key = (layer.revision, plane.clone());
+            if self.labels_key.as_ref() != Some(&key) {
+                self.label_samples = sample_labels(&layer.map.volume, plane);
+                self.labels_key = Some(key);
+            }
+        }
+        let reference = doc.label_reference().map(|(_, v)| v).unwrap_or(entry);
+        if doc.threshold_preview.is_some() && reference.id != entry.id {
+            let key = (reference.id, plane.clone());
+            if self.reference_key.as_ref() != Some(&key) {
+                self.reference_samples = sample_slice(&reference.image.volume, plane);
+                self.reference_key = Some(key);
+            }
+        }
+        let confidence = confidence_volume(doc);
+        if let Some(c) = &confidence {
+            let key = (Arc::as_ptr(c) as usize, plane.clone());
+            if self.confidence_key.as_ref() != Some(&key) {
+                self.confidence_samples = sample_slice(c, plane);
+                self.confidence_key = Some(key);
+            }
+        }
+        let texture_key = (doc.revision, plane.clone());
         if self.texture_key.as_ref() != Some(&texture_key) || self.texture.is_none() {
-            let blend = overlay.map(|(o, opacity)| (&self.overlay_samples[..], o.window, opacity));
-            let image = slice_image(&self.samples, plane, &entry.window, blend);
+            let layers = Layers {
+                overlay: overlay.map(|(o, opacity)| (&self.overlay_samples[..], o.window, opacity)),
+                checkerboard: doc
+                    .registration
+                    .as_ref()
+                    .is_some_and(|r| r.qa == QaMode::Checkerboard),
+                labels: doc.labels.as_ref().map(|l| (&self.label_samples[..], l)),
+                preview: doc.threshold_preview.map(|range| {
+                    let samples = if reference.id == entry.id {
+                        &self.samples[..]
+                    } else {
+                        &self.reference_samples[..]
+                    };
+                    (samples, range)
+                }),
+                confidence: confidence.as_ref().map(|_| &self.confidence_samples[..]),
+            };
+            let image = slice_image(&self.samples, plane, &entry.window, &layers);
             match &mut self.texture {
                 Some(t) => t.set(image, TextureOptions::LINEAR),
                 None => {
@@ -84,29 +134,103 @@ impl SliceViewCache {
     }
 }
 
-/// Grey slice, optionally with a second volume blended on top in a "hot" colour map.
+/// The confidence map to tint with: the registration's under review, else the model's.
+fn confidence_volume(doc: &Document) -> Option<Arc<crate::volume::Volume<f32>>> {
+    if let Some(reg) = doc.registration.as_ref().filter(|r| r.show_confidence) {
+        return reg.confidence.clone();
+    }
+    if doc.show_confidence {
+        return doc.labels.as_ref().and_then(|l| l.confidence.clone());
+    }
+    None
+}
+
+/// Everything blended over the grey slice.
+struct Layers<'a> {
+    overlay: Option<(&'a [f32], WindowLevel, f32)>,
+    /// Alternate squares of the fixed and the moving image instead of blending them.
+    checkerboard: bool,
+    labels: Option<(&'a [u16], &'a LabelLayer)>,
+    preview: Option<(&'a [f32], (f32, f32))>,
+    /// 1 = confident; low values are tinted red.
+    confidence: Option<&'a [f32]>,
+}
+
+const CHECKER_SQUARES: usize = 8;
+
+fn blend(rgb: &mut [f32; 3], colour: [f32; 3], alpha: f32) {
+    for c in 0..3 {
+        rgb[c] = rgb[c] * (1.0 - alpha) + colour[c] * alpha;
+    }
+}
+
+/// Grey slice with the overlay (hot colour map or checkerboard), labels, threshold preview and
+/// confidence tint on top.
 fn slice_image(
     samples: &[f32],
     plane: &SlicePlane,
     window: &WindowLevel,
-    overlay: Option<(&[f32], WindowLevel, f32)>,
+    layers: &Layers<'_>,
 ) -> egui::ColorImage {
+    let width = plane.width_px.max(1);
+    let square = (plane.width_px.max(plane.height_px) / CHECKER_SQUARES).max(1);
+    let label_colours: Vec<Option<([f32; 3], f32)>> = match layers.labels {
+        Some((_, layer)) => {
+            let mut table = vec![None; 65536];
+            for info in layer.map.table.iter().filter(|l| l.visible) {
+                let [r, g, b, a] = info.color.0;
+                table[info.value as usize] = Some((
+                    [r as f32 / 255.0, g as f32 / 255.0, b as f32 / 255.0],
+                    layer.opacity * a as f32 / 255.0,
+                ));
+            }
+            table
+        }
+        None => Vec::new(),
+    };
     let pixels = samples
         .iter()
         .enumerate()
         .map(|(n, &v)| {
             let base = window.grey(v).unwrap_or(0.0);
             let mut rgb = [base; 3];
-            if let Some((over, over_window, opacity)) = overlay {
+            if let Some((over, over_window, opacity)) = layers.overlay {
                 if let Some(g) = over.get(n).and_then(|&o| over_window.grey(o)) {
-                    let hot = [
-                        (3.0 * g).min(1.0),
-                        (3.0 * g - 1.0).clamp(0.0, 1.0),
-                        (3.0 * g - 2.0).clamp(0.0, 1.0),
-                    ];
-                    for c in 0..3 {
-                        rgb[c] = rgb[c] * (1.0 - opacity) + hot[c] * opacity;
+                    if layers.checkerboard {
+                        let (x, y) = (n % width / square, n / width / square);
+                        if (x + y) % 2 == 1 {
+                            rgb = [g; 3];
+                        }
+                    } else {
+                        let hot = [
+                            (3.0 * g).min(1.0),
+                            (3.0 * g - 1.0).clamp(0.0, 1.0),
+                            (3.0 * g - 2.0).clamp(0.0, 1.0),
+                        ];
+                        blend(&mut rgb, hot, opacity);
                     }
+                }
+            }
+            if let Some((labels, _)) = layers.labels {
+                if let Some(Some((colour, alpha))) = labels
+                    .get(n)
+                    .map(|&l| label_colours.get(l as usize).copied().flatten())
+                {
+                    blend(&mut rgb, colour, alpha);
+                }
+            }
+            if let Some((reference, (low, high))) = layers.preview {
+                if reference.get(n).is_some_and(|&r| r >= low && r <= high) {
+                    blend(&mut rgb, theme::PREVIEW_RGB, 0.45);
+                }
+            }
+            if let Some(conf) = layers.confidence {
+                if let Some(&c) = conf.get(n).filter(|c| c.is_finite()) {
+                    blend(
+                        &mut rgb,
+                        theme::LOW_CONFIDENCE_RGB,
+                        (1.0 - c).clamp(0.0, 1.0) * 0.6,
+                    );
                 }
             }
             let [r, g, b] = rgb.map(|c| (c * 255.0).round() as u8);
@@ -200,24 +324,54 @@ pub fn slice_view_ui(
     );
 
     // Hover read-out.
-    if let Some(pos) = response.hover_pos() {
-        let world = world_at_screen(&plane, image, pos);
+    let hover_world = response
+        .hover_pos()
+        .map(|pos| world_at_screen(&plane, image, pos));
+    if let Some(world) = hover_world {
         let active = doc.active.unwrap_or(0);
         *hover = Some(Hover {
             world: [world.x, world.y, world.z],
             value: doc.value_at(active, world),
         });
     }
+    let points_per_mm = image.width() as f64 / (plane.pixel_mm * plane.width_px as f64);
 
-    let shift = ui.input(|i| i.modifiers.shift);
-    if let Some(pos) = response.interact_pointer_pos() {
+    if response.double_clicked() {
+        commands.push(Command::ToggleMaximize(ViewKind::Slice(axis)));
+    }
+    let modifiers = ui.input(|i| i.modifiers);
+    let tool = doc.tools.tool;
+    let nudging = doc.registration.is_some() && modifiers.alt;
+    if nudging {
+        nudge_commands(&response, axis, points_per_mm, commands);
+    } else if tool.edits() && !modifiers.shift {
+        tool_commands(
+            ui,
+            &response,
+            &plane,
+            image,
+            axis,
+            tool,
+            &mut cache.gesture,
+            commands,
+        );
+        draw_tool_feedback(
+            &painter,
+            &plane,
+            image,
+            doc,
+            tool,
+            &cache.gesture,
+            response.hover_pos(),
+        );
+    } else if let Some(pos) = response.interact_pointer_pos() {
         let primary = response.clicked() || response.dragged_by(egui::PointerButton::Primary);
-        if primary && !shift && image.contains(pos) {
+        if primary && !modifiers.shift && image.contains(pos) {
             let world = world_at_screen(&plane, image, pos);
             commands.push(Command::SetCursor([world.x, world.y, world.z]));
         }
     }
-    if response.dragged_by(egui::PointerButton::Primary) && shift {
+    if response.dragged_by(egui::PointerButton::Primary) && modifiers.shift {
         let delta = response.drag_delta();
         let w = entry.window;
         // A full view's drag changes the width by its own size and moves the level by a width.
@@ -229,7 +383,7 @@ pub fn slice_view_ui(
             window: WindowLevel::new(center, width),
         });
     }
-    if response.dragged_by(egui::PointerButton::Secondary) {
+    if response.dragged_by(egui::PointerButton::Secondary) && !nudging {
         let dy = response.drag_delta().y;
         if dy != 0.0 {
             commands.push(Command::Zoom {
@@ -249,8 +403,170 @@ pub fn slice_view_ui(
     if response.hovered() {
         wheel_commands(ui, axis, commands);
         if ui.memory(|m| m.focused().is_none()) {
-            key_commands(ui, axis, commands);
+            if doc.registration.is_some() && modifiers.alt {
+                nudge_key_commands(ui, axis, commands);
+            } else {
+                key_commands(ui, axis, commands);
+            }
+            if ui.input(|i| i.key_pressed(egui::Key::M) && i.modifiers.is_none()) {
+                commands.push(Command::ToggleMaximize(ViewKind::Slice(axis)));
+            }
         }
+    }
+}
+
+/// World direction of a screen drag in this view, in millimetres.
+fn screen_to_world_mm(axis: ViewAxis, delta: Vec2, points_per_mm: f64) -> [f64; 3] {
+    let v = axis.right_world() * (delta.x as f64 / points_per_mm)
+        + axis.down_world() * (delta.y as f64 / points_per_mm);
+    [v.x, v.y, v.z]
+}
+
+/// Alt + left-drag moves the moving image, Alt + right-drag turns it about the view's normal.
+fn nudge_commands(
+    response: &egui::Response,
+    axis: ViewAxis,
+    points_per_mm: f64,
+    commands: &mut Vec<Command>,
+) {
+    let delta = response.drag_delta();
+    if delta == Vec2::ZERO {
+        return;
+    }
+    if response.dragged_by(egui::PointerButton::Primary) {
+        commands.push(Command::NudgeRegistration {
+            translate_mm: screen_to_world_mm(axis, delta, points_per_mm),
+            rotate_deg: [0.0; 3],
+        });
+    } else if response.dragged_by(egui::PointerButton::Secondary) {
+        let n = axis.normal_world() * (delta.x as f64 * NUDGE_DEG_PER_POINT);
+        commands.push(Command::NudgeRegistration {
+            translate_mm: [0.0; 3],
+            rotate_deg: [n.x, n.y, n.z],
+        });
+    }
+}
+
+const NUDGE_DEG_PER_POINT: f64 = 0.2;
+const NUDGE_MM_PER_KEY: f64 = 1.0;
+
+/// Alt + arrows move the moving image by 1 mm on screen.
+fn nudge_key_commands(ui: &egui::Ui, axis: ViewAxis, commands: &mut Vec<Command>) {
+    use egui::Key;
+    let (dx, dy) = ui.input(|i| {
+        let count = |key| i.num_presses(key) as f64;
+        (
+            count(Key::ArrowRight) - count(Key::ArrowLeft),
+            count(Key::ArrowDown) - count(Key::ArrowUp),
+        )
+    });
+    if dx != 0.0 || dy != 0.0 {
+        let v = axis.right_world() * (dx * NUDGE_MM_PER_KEY)
+            + axis.down_world() * (dy * NUDGE_MM_PER_KEY);
+        commands.push(Command::NudgeRegistration {
+            translate_mm: [v.x, v.y, v.z],
+            rotate_deg: [0.0; 3],
+        });
+    }
+}
+
+/// Left-button input of the editing tools.
+#[allow(clippy::too_many_arguments)]
+fn tool_commands(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    plane: &SlicePlane,
+    image: Rect,
+    axis: ViewAxis,
+    tool: Tool,
+    gesture: &mut Vec<Point3<f64>>,
+    commands: &mut Vec<Command>,
+) {
+    let to_array = |p: &Point3<f64>| [p.x, p.y, p.z];
+    let primary = egui::PointerButton::Primary;
+    match tool {
+        Tool::Brush | Tool::Eraser | Tool::Sphere | Tool::Scissors => {
+            if response.drag_started_by(primary) {
+                gesture.clear();
+                if let Some(origin) = ui.input(|i| i.pointer.press_origin()) {
+                    gesture.push(world_at_screen(plane, image, origin));
+                }
+            }
+            if response.dragged_by(primary) {
+                if let Some(pos) = response.interact_pointer_pos() {
+                    gesture.push(world_at_screen(plane, image, pos));
+                }
+            }
+            if response.drag_stopped_by(primary) && !gesture.is_empty() {
+                let points: Vec<[f64; 3]> = gesture.iter().map(to_array).collect();
+                gesture.clear();
+                if tool == Tool::Scissors {
+                    if points.len() >= 3 {
+                        commands.push(Command::Edit(Edit::Scissors {
+                            axis,
+                            polygon: points,
+                        }));
+                    }
+                } else {
+                    commands.push(Command::Edit(Edit::Stroke { axis, points, tool }));
+                }
+            } else if response.clicked() && tool != Tool::Scissors {
+                if let Some(pos) = response.interact_pointer_pos() {
+                    let p = world_at_screen(plane, image, pos);
+                    commands.push(Command::Edit(Edit::Stroke {
+                        axis,
+                        points: vec![to_array(&p)],
+                        tool,
+                    }));
+                }
+            }
+        }
+        Tool::Fill | Tool::RegionGrow => {
+            if response.clicked() {
+                if let Some(pos) = response.interact_pointer_pos() {
+                    let at = to_array(&world_at_screen(plane, image, pos));
+                    commands.push(if tool == Tool::Fill {
+                        Command::Edit(Edit::Fill { axis, at })
+                    } else {
+                        Command::GrowRegion { seed: at }
+                    });
+                }
+            }
+        }
+        Tool::Navigate => {}
+    }
+}
+
+/// The brush outline under the mouse, and the stroke or lasso being drawn.
+fn draw_tool_feedback(
+    painter: &egui::Painter,
+    plane: &SlicePlane,
+    image: Rect,
+    doc: &Document,
+    tool: Tool,
+    gesture: &[Point3<f64>],
+    hover: Option<Pos2>,
+) {
+    let points_per_mm = image.width() / (plane.pixel_mm * plane.width_px as f64) as f32;
+    let radius = doc.tools.brush_radius_mm as f32 * points_per_mm;
+    let stroke = Stroke::new(1.0, theme::TOOL_OUTLINE);
+    let screen: Vec<Pos2> = gesture
+        .iter()
+        .map(|p| screen_of_world(plane, image, p))
+        .collect();
+    match tool {
+        Tool::Brush | Tool::Eraser | Tool::Sphere => {
+            for p in &screen {
+                painter.circle_stroke(*p, radius, stroke);
+            }
+            if let Some(pos) = hover {
+                painter.circle_stroke(pos, radius, stroke);
+            }
+        }
+        Tool::Scissors => {
+            painter.add(egui::Shape::line(screen, stroke));
+        }
+        _ => {}
     }
 }
 

@@ -17,3 +17,16 @@ pub fn accent(axis: ViewAxis) -> Color32 {
         ViewAxis::Sagittal => Color32::from_rgb(235, 210, 70),
     }
 }
+pub const RIGHT_PANEL_WIDTH: f32 = 330.0;
+/// Live threshold preview tint (linear 0..1 RGB, blended at 45 %).
+pub const PREVIEW_RGB: [f32; 3] = [0.2, 1.0, 0.35];
+/// Tint of low-confidence voxels (model or registration confidence maps).
+pub const LOW_CONFIDENCE_RGB: [f32; 3] = [1.0, 0.1, 0.1];
+pub const TOOL_OUTLINE: Color32 = Color32::from_rgb(255, 220, 60);
+pub const PLACEHOLDER_TEXT: Color32 = Color32::from_rgb(150, 150, 160);
+
+/// A label colour as egui shows it.
+pub fn rgba(color: crate::document::Rgba) -> Color32 {
+    let [r, g, b, a] = color.0;
+    Color32::from_rgba_unmultiplied(r, g, b, a)
+}
