@@ -58,6 +58,7 @@ fn totalsegmentator_labels_round_trip_with_names() {
             color: Rgba::rgb(10, 20, 30),
             infill_percent: 15.0,
             wall_count: 4,
+            ..PrintProfile::default()
         },
     );
     let mut edited = map.clone();

@@ -170,7 +170,7 @@ fn prusa_config(parts: &[&ExportPart]) -> String {
             ("name", name.to_string()),
             ("volume_type", "ModelPart".to_string()),
             ("extruder", p.profile.extruder.to_string()),
-            ("fill_density", format!("{}%", p.profile.infill_percent)),
+            ("fill_density", p.profile.infill_text()),
             ("perimeters", p.profile.wall_count.to_string()),
         ];
         for (k, v) in meta {
@@ -199,10 +199,7 @@ fn bambu_config(parts: &[&ExportPart]) -> String {
         let meta = [
             ("name", name.to_string()),
             ("extruder", p.profile.extruder.to_string()),
-            (
-                "sparse_infill_density",
-                format!("{}%", p.profile.infill_percent),
-            ),
+            ("sparse_infill_density", p.profile.infill_text()),
             ("wall_loops", p.profile.wall_count.to_string()),
         ];
         for (k, v) in meta {

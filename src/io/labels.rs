@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 /// The sidecar's `format` field, so a stray JSON file is not mistaken for one.
 const SIDECAR_FORMAT: &str = "fuseprint-labels";
-const SIDECAR_VERSION: u32 = 1;
+/// 2: print profiles are `volume::PrintProfile` (adds `extruder` and `suggestion`); version 1
+/// sidecars read unchanged because both fields have defaults.
+const SIDECAR_VERSION: u32 = 2;
 /// A sidecar grid is trusted over the NIfTI's only when they agree this closely (mm): more
 /// means the NIfTI was rewritten by another tool and its own header wins.
 const SIDECAR_GRID_TOLERANCE_MM: f64 = 1e-3;
@@ -328,6 +330,39 @@ mod tests {
             save_label_map(&path, &map, &profiles, false).is_err(),
             "no silent overwrite"
         );
+    }
+
+    #[test]
+    fn version_1_sidecar_profiles_migrate_to_the_unified_profile() {
+        use crate::volume::PrintProfile;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.nii.gz");
+        let map = oblique_map();
+        save_label_map(&path, &map, &(), false).expect("writes");
+        // What the editing module wrote before the profiles were unified.
+        let old = r#"{"format": "fuseprint-labels", "version": 1,
+            "labels": [{"value": 100, "name": "bone", "color": [1, 2, 3, 255], "visible": true}],
+            "print_profiles": {"100": {"material": "PETG", "color": [10, 20, 30, 255],
+                                       "infill_percent": 15.0, "wall_count": 4}}}"#;
+        std::fs::write(sidecar_path(&path), old).expect("write");
+        let (back, profiles): (LabelMap, BTreeMap<u16, PrintProfile>) =
+            load_label_map(&path, &JobContext::detached()).expect("old sidecar reads");
+        let expected = PrintProfile {
+            material: "PETG".into(),
+            color: Rgba::rgb(10, 20, 30),
+            infill_percent: 15.0,
+            wall_count: 4,
+            extruder: 1,
+            suggestion: None,
+        };
+        assert_eq!(profiles.get(&100), Some(&expected));
+        assert_eq!(back.table.get(100).map(|l| l.name.as_str()), Some("bone"));
+        // Saved again, it is a current sidecar and round-trips.
+        let new_path = dir.path().join("new.nii.gz");
+        save_label_map(&new_path, &back, &profiles, false).expect("writes");
+        let (_, again): (LabelMap, BTreeMap<u16, PrintProfile>) =
+            load_label_map(&new_path, &JobContext::detached()).expect("reads");
+        assert_eq!(again, profiles);
     }
 
     #[test]

@@ -6,12 +6,14 @@ pub mod geometry;
 pub mod label_map;
 pub mod mesh;
 pub mod meta;
+pub mod print_profile;
 pub mod resample;
 
 pub use geometry::{GeometryError, VolumeGeometry};
 pub use label_map::{LabelInfo, LabelMap, LabelTable, Rgba};
 pub use mesh::TriMesh;
 pub use meta::{ImageMeta, IntensityUnit, Modality};
+pub use print_profile::PrintProfile;
 pub use resample::{resample, resample_labels, Interpolation};
 
 /// Why voxel data and geometry do not fit together.
