@@ -4,9 +4,11 @@
 //! `egui_bridge.rs`, the one file that knows both. Shaders live as `.wgsl` files in `shaders/`
 //! and are embedded at compile time so the binary needs nothing beside it.
 
+pub mod camera;
 mod error;
 mod gpu;
 
+pub use camera::{Camera, Projection, Ray, StandardView};
 pub use error::RenderError;
 pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
 
