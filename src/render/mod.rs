@@ -5,12 +5,24 @@
 //! and are embedded at compile time so the binary needs nothing beside it.
 
 pub mod camera;
+pub mod colormap;
 mod error;
+pub mod four_view;
+pub mod fusion;
 mod gpu;
+pub mod mesh_view;
+pub mod picking;
+pub mod slices;
 
 pub use camera::{Camera, Projection, Ray, StandardView};
+pub use colormap::Colormap;
 pub use error::RenderError;
+pub use four_view::{render_four_view, render_scene, SceneDrawer, SceneView};
+pub use fusion::{Fusion, LayerStyle, Window};
 pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
+pub use mesh_view::{Lighting, MeshRenderer};
+pub use picking::PickHit;
+pub use slices::{LabelStyle, SliceParams, SlicePlane, SliceRenderer};
 
 #[cfg(test)]
 pub(crate) mod test_support {
