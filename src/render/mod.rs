@@ -7,10 +7,20 @@
 pub mod camera;
 mod error;
 mod gpu;
+pub mod png;
+pub mod raycast;
+pub mod transfer;
+pub mod volume_texture;
 
 pub use camera::{Camera, Projection, Ray, StandardView};
 pub use error::RenderError;
 pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
+pub use png::{render_image, render_to_png, save_png, PngError};
+pub use raycast::{
+    ClipPlane, RaycastParams, Raycaster, RenderMode, SecondVolume, VolumeLayer, MAX_CLIP_PLANES,
+};
+pub use transfer::{ControlPoint, TransferError, TransferFunction, ValueDomain};
+pub use volume_texture::{upload_labels, upload_volume, LabelTexture, VolumeTexture};
 
 #[cfg(test)]
 pub(crate) mod test_support {
