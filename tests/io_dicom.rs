@@ -845,3 +845,24 @@ fn siemens_mosaics_match_dcm2niix() {
         assert_eq!(max_diff, 0.0, "{folder}: voxel values differ from dcm2niix");
     }
 }
+
+/// The fuzzer's first finding: this corrupted JPEG 2000 codestream made openjp2 free a null
+/// pointer and abort the whole process (see vendor/openjp2/PATCHES.md). Now the series loads
+/// or is refused with a typed error; either way the test process survives to check it.
+#[test]
+fn corrupted_jpeg2000_from_the_fuzzer_is_refused_not_fatal() {
+    let reproducer = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/dicom_reader/openjp2-null-dealloc.dcm");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&reproducer, dir.path().join("image.dcm")).unwrap();
+    let scan = scan(dir.path()).expect("the header is intact, so the folder scans");
+    assert_eq!(scan.series.len(), 1);
+    let result = fuseprint::io::dicom::load_series(&scan, 0, &ctx());
+    match result {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.contains("image.dcm"), "error names the file: {message}");
+        }
+        Ok(image) => assert!(image.volume.data().iter().all(|v| v.is_finite())),
+    }
+}

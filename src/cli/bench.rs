@@ -31,6 +31,8 @@ pub enum BenchWhich {
     Segment(super::bench_segment::BenchSegmentArgs),
     /// A brainchop model on t1_crop: time, peak memory, Dice against the ONNX Runtime reference.
     Inference(super::bench_inference::BenchInferenceArgs),
+    /// Raycaster frames per second: DVR and MIP of 256³ and 512³ phantoms at 512² and 1080p.
+    Render(super::bench_render::BenchRenderArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +79,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhich::Preprocess(a) => super::preprocess::bench(a),
         BenchWhich::Segment(a) => super::bench_segment::run(a),
         BenchWhich::Inference(a) => super::bench_inference::run(&a),
+        BenchWhich::Render(a) => super::bench_render::run(a),
     }
 }
 

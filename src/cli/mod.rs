@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_inference;
+pub mod bench_render;
 pub mod bench_segment;
 pub mod convert;
 pub mod info;
@@ -14,6 +15,7 @@ pub mod models;
 pub mod preprocess;
 mod progress;
 pub mod register;
+pub mod render;
 pub mod segment;
 pub mod segment_model;
 
@@ -45,7 +47,9 @@ pub enum Command {
     Register(register::RegisterArgs),
     /// Denoise, bias-correct, normalise, resample, crop, reorient or reduce metal artefacts.
     Preprocess(preprocess::PreprocessArgs),
-    /// Measure performance (not a test): `bench load|segment|preprocess|inference`.
+    /// Draw a volume to a PNG on the GPU: `render IN -o view.png --preset ct-bone`.
+    Render(render::RenderArgs),
+    /// Measure performance (not a test): `bench load|segment|preprocess|inference|render`.
     Bench(bench::BenchArgs),
     /// Mesh an isosurface or every label into a printable model: STL, 3MF, OBJ or PLY.
     Mesh(mesh::MeshArgs),
@@ -62,6 +66,7 @@ pub fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Render(args) => render::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Mesh(args) => mesh::run(args),
         Command::Register(args) => register::run(args),

@@ -4,11 +4,35 @@
 //! `egui_bridge.rs`, the one file that knows both. Shaders live as `.wgsl` files in `shaders/`
 //! and are embedded at compile time so the binary needs nothing beside it.
 
+pub mod camera;
+pub mod colormap;
 mod error;
+pub mod four_view;
+pub mod fusion;
 mod gpu;
+pub mod mesh_view;
+pub mod picking;
+pub mod slices;
+pub mod png;
+pub mod raycast;
+pub mod transfer;
+pub mod volume_texture;
 
+pub use camera::{Camera, Projection, Ray, StandardView};
+pub use colormap::Colormap;
 pub use error::RenderError;
+pub use four_view::{render_four_view, render_scene, SceneDrawer, SceneView};
+pub use fusion::{Fusion, LayerStyle, Window};
 pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
+pub use mesh_view::{Lighting, MeshRenderer};
+pub use picking::PickHit;
+pub use slices::{LabelStyle, SliceParams, SlicePlane, SliceRenderer};
+pub use png::{render_image, render_to_png, save_png, PngError};
+pub use raycast::{
+    ClipPlane, RaycastParams, Raycaster, RenderMode, SecondVolume, VolumeLayer, MAX_CLIP_PLANES,
+};
+pub use transfer::{ControlPoint, TransferError, TransferFunction, ValueDomain};
+pub use volume_texture::{upload_labels, upload_volume, LabelTexture, VolumeTexture};
 
 #[cfg(test)]
 pub(crate) mod test_support {
