@@ -11,6 +11,7 @@ pub mod editing;
 pub mod export;
 pub mod inference;
 pub mod io;
+pub mod measure;
 pub mod meshing;
 pub mod preprocess;
 

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("editing", 1),
     ("meshing", 1),
     ("export", 1),
+    ("measure", 1),
     ("segmentation", 2),
     ("registration", 2),
     ("planning", 2),
@@ -31,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
 const ONLY_MAY_USE: &[(&str, &[&str])] = &[
     ("render", &["volume"]),
     ("ui", &["document", "render", "jobs", "volume"]),
+    ("measure", &["volume"]),
 ];
 
 /// External paths and the modules (or files) allowed to use them.

@@ -12,6 +12,7 @@ pub mod jpeg12;
 pub mod jpegls;
 pub mod labels;
 pub mod nifti;
+pub mod project;
 
 pub use error::IoError;
 
