@@ -59,20 +59,41 @@ shot sample_mr
 kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; APP_PID=""
 grep -E "first frame|done in|frames" "$LOG" || true
 
-# 2. A real CT from the shared data (opened from the command line).
-if [ -f "$DATA" ]; then
-    LOG=/tmp/fuseprint_ct.log
+# 2. The real porcine CT + MR pair (CT from the command line, the MR through FUSEPRINT_OPEN_ALSO):
+#    bone threshold through the Segment tab, then a rigid registration run through the Register
+#    tab; frame intervals are logged while it runs ("frames loading") and after ("frames idle").
+#    Click positions are for the 1500×950 window at the screen's top-left (no window manager).
+MR=../shared/data/registration/mri_dir_porcine_phantom/mr_t2_from_dicom.nii.gz
+click() { xdotool mousemove "$1" "$2" click 1; sleep "${3:-1}"; }
+if [ -f "$DATA" ] && [ -f "$MR" ]; then
+    LOG=/tmp/fuseprint_porcine.log
     rm -f "$LOG"
-    FUSEPRINT_FRAME_STATS=1 "$BIN" "$DATA" >"$LOG" 2>&1 &
+    FUSEPRINT_OPEN_ALSO="$MR" FUSEPRINT_FRAME_STATS=1 "$BIN" "$DATA" >"$LOG" 2>&1 &
     APP_PID=$!
     wait_for_log "$LOG" 60 "first frame"
-    sleep 3
+    sleep 2
     shot loading_progress
-    wait_for_log "$LOG" 120 "done in"
-    sleep 4
+    for _ in $(seq 1 1200); do
+        [ "$(grep -c "done in" "$LOG")" -ge 2 ] && break
+        sleep 0.1
+    done
+    sleep 3
     shot porcine_ct
+    click 1457 37            # Segment tab
+    click 1201 152           # Bone preset: live preview
+    shot porcine_preview
+    click 1232 267 8         # Apply threshold (a job)
+    shot porcine_workflow
+    click 1383 37            # Register tab
+    shot porcine_register_tab
+    click 1240 140 2         # Start registration
+    shot porcine_register_start
+    click 1240 155 1         # Run registration (a job: frames are logged while it runs)
+    wait_for_log "$LOG" 300 "registration: done in" || true
+    sleep 5
+    shot porcine_registered
     kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; APP_PID=""
-    grep -E "first frame|done in|frames" "$LOG" || true
+    grep -E "first frame|done in|frames|warn" "$LOG" || true
 else
-    echo "skipping the real CT: $DATA not found"
+    echo "skipping the real CT + MR: $DATA or $MR not found"
 fi

@@ -112,6 +112,9 @@ impl App {
         started: Instant,
     ) -> Self {
         log_gpu(cc);
+        if let Some(render_state) = &cc.wgpu_render_state {
+            crate::render::egui_bridge::install(render_state);
+        }
         let ctx = cc.egui_ctx.clone();
         let jobs = JobSystem::new(Arc::new(move || ctx.request_repaint()));
         // Which inference engine runs and which models exist: found off the UI thread.
@@ -130,6 +133,13 @@ impl App {
         match open {
             Some(path) => app.apply(Command::LoadPath(path)),
             None => app.apply(Command::LoadSample),
+        }
+        // Scripts (screenshots, frame-time runs) open a second image, e.g. the MR of a CT + MR
+        // pair, without a file dialog.
+        if let Some(more) = std::env::var_os("FUSEPRINT_OPEN_ALSO") {
+            for path in std::env::split_paths(&more) {
+                app.apply(Command::LoadPath(path));
+            }
         }
         app
     }

@@ -861,7 +861,10 @@ fn corrupted_jpeg2000_from_the_fuzzer_is_refused_not_fatal() {
     match result {
         Err(e) => {
             let message = e.to_string();
-            assert!(message.contains("image.dcm"), "error names the file: {message}");
+            assert!(
+                message.contains("image.dcm"),
+                "error names the file: {message}"
+            );
         }
         Ok(image) => assert!(image.volume.data().iter().all(|v| v.is_finite())),
     }

@@ -458,17 +458,28 @@ fn cli_renders_a_png_and_never_silently_overwrites_it() {
     let png = image::open(&output).unwrap().to_rgba8();
     assert_eq!(png.dimensions(), (64, 48));
     // Lit bone in the middle, the opaque black background in the corner.
-    assert!(png.get_pixel(32, 24).0[0] > 100, "{:?}", png.get_pixel(32, 24));
+    assert!(
+        png.get_pixel(32, 24).0[0] > 100,
+        "{:?}",
+        png.get_pixel(32, 24)
+    );
     assert_eq!(png.get_pixel(0, 0).0, [0, 0, 0, 255]);
 
     let before = std::fs::read(&output).unwrap();
     let refused = run(&["--view", "left"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && stderr.contains("already exists"), "{stderr}");
+    assert!(
+        !refused.status.success() && stderr.contains("already exists"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&output).unwrap(), before);
 
     let forced = run(&["--mode", "mip", "--force"]);
-    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
     assert_ne!(std::fs::read(&output).unwrap(), before);
 
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_fuseprint"))
@@ -480,5 +491,8 @@ fn cli_renders_a_png_and_never_silently_overwrites_it() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success() && stderr.contains("ct-lung"), "{stderr}");
+    assert!(
+        !bad.status.success() && stderr.contains("ct-lung"),
+        "{stderr}"
+    );
 }

@@ -28,6 +28,13 @@ pub struct LoadedImage {
     pub meta: ImageMeta,
 }
 
+/// Lets the renderer hold a loaded image by `Arc` without knowing `io` (it sees a volume).
+impl AsRef<Volume<f32>> for LoadedImage {
+    fn as_ref(&self) -> &Volume<f32> {
+        &self.volume
+    }
+}
+
 /// What a path holds, decided from its name and first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {

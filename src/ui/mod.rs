@@ -17,6 +17,7 @@ pub use workflow::{Tab, WorkflowState};
 #[derive(Default)]
 pub struct UiState {
     views: [SliceViewCache; 3],
+    orbit: view3d::Orbit,
     pub hover: Option<Hover>,
     pub workflow: WorkflowState,
 }
@@ -132,7 +133,7 @@ fn views_ui(ui: &mut egui::Ui, doc: &Document, state: &mut UiState, commands: &m
                 &mut state.hover,
                 commands,
             ),
-            ViewKind::ThreeD => view3d::show(ui, rect, doc, commands),
+            ViewKind::ThreeD => view3d::show(ui, rect, doc, &mut state.orbit, commands),
         }
     }
 }
