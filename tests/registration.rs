@@ -166,6 +166,9 @@ fn deformable_recovers_a_smooth_warp() {
     let params = RegistrationParams {
         kind: RegistrationKind::Deformable(BSplineSettings {
             control_spacing_mm: 15.0,
+            // Kept small so the test stays quick on two shared cores.
+            samples: 30_000,
+            max_iterations: 60,
             ..Default::default()
         }),
         ..Default::default()
@@ -186,12 +189,20 @@ fn deformable_recovers_a_smooth_warp() {
         reg.report.duration_secs,
         d.min_jacobian_determinant
     );
-    // Known gap: the B-spline stage raises MI but recovers little of the warp yet (see the
-    // report); what must hold is that it improves the metric, never folds, and does not make
-    // the alignment worse than the rigid result it starts from.
-    let last = d.levels.last().expect("a B-spline level ran");
-    assert!(last.metric_end >= last.metric_start, "{last:?}");
-    assert!(d.min_jacobian_determinant > 0.0, "the field folds");
+    // Known gap: the B-spline stage does not yet recover this warp (see README). What must
+    // hold: a field is kept only if it raises MI on samples it was not fitted to and does not
+    // fold, and the result is never worse than the rigid one it starts from.
+    assert!(reg.report.success);
+    match &d.discarded {
+        Some(why) => {
+            assert!(reg.deformation.is_none());
+            eprintln!("field discarded: {why}");
+        }
+        None => {
+            assert!(reg.deformation.is_some());
+            assert!(d.min_jacobian_determinant > 0.0, "the field folds");
+        }
+    }
     assert!(
         tre.mean_mm <= rigid_tre.mean_mm + 0.1,
         "{} vs rigid {}",
@@ -293,16 +304,26 @@ fn porcine_ct_mr_pair_aligns_from_different_world_frames() {
     let mr = fuseprint::io::load_image(&dir.join("mr_t2_from_dicom.nii.gz"), &ctx)
         .expect("MR loads")
         .volume;
-    // Downsampled pyramid only (fast in CI): 6, 3 mm.
+    // Downsampled pyramid only (fast in CI): 6, 3 mm. The phantom lies turned by 180° about
+    // A–P in the MR (slice order and left–right both reversed: the Y-shaped bone is mirrored
+    // and at the other end of the stack), so only a principal-axes start finds it; centre of
+    // mass alone settled at a 14° rotation with lower MI (0.40 vs 0.49) that looked wrong on
+    // the checkerboard (docs/screenshots/registration_porcine.png shows the right one).
     let params = RegistrationParams {
         level_spacings_mm: Some(vec![6.0, 3.0]),
         samples: 20_000,
+        initialization: Initialization::PrincipalAxes,
         ..Default::default()
     };
     let reg = register(&ct, &mr, &params, &ctx).expect("registers");
     eprintln!("porcine: {:#?}", reg.report);
     assert!(reg.report.success);
     assert!(reg.report.metric_final > reg.report.metric_initial);
+    assert!(
+        reg.report.rotation_deg > 170.0,
+        "rotation {:.1}°: the 180° turn between the scanners was not found",
+        reg.report.rotation_deg
+    );
     // The checkerboard for the eye (written where the test runner keeps its temp files).
     let on_ct = reg.resample_moving(&mr, ct.geometry(), 0.0);
     let k = ct.dims()[2] / 2;
@@ -313,4 +334,91 @@ fn porcine_ct_mr_pair_aligns_from_different_world_frames() {
         .save(&out)
         .expect("png written");
     eprintln!("checkerboard: {}", out.display());
+}
+
+fn shift_model() -> (
+    fuseprint::inference::registration::RegistrationModel,
+    fuseprint::inference::ModelSession,
+) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/models/constant_shift_registration.onnx");
+    let model = fuseprint::inference::registration::RegistrationModel::for_model(&path)
+        .expect("registration manifest is valid");
+    let session = fuseprint::inference::ModelSession::load(&model.manifest).expect("model loads");
+    (model, session)
+}
+
+/// The test model's output, (1.5, −2, 0.75) voxels of its 2 × 2.5 × 3 mm LPS grid, in mm.
+const MODEL_SHIFT_MM: [f64; 3] = [3.0, -5.0, 2.25];
+
+#[test]
+fn a_registration_model_field_is_applied_exactly() {
+    let (model, mut session) = shift_model();
+    let ct = phantom_of_size(40, issue_rigid(), 0.0).ct;
+    // The same image, its world frame moved by the model's shift: the moving point of fixed
+    // point x is exactly x + shift.
+    let shift = Vector3::from(MODEL_SHIFT_MM);
+    let g = ct.geometry().clone();
+    let origin = Vector3::from(g.origin_mm) + shift;
+    let moved =
+        VolumeGeometry::new(g.dims, g.spacing_mm, origin.into(), g.direction).expect("valid");
+    let moving = Volume::new(moved, ct.data().to_vec()).expect("same size");
+    let reg = fuseprint::registration::register_with_model(
+        &ct,
+        &moving,
+        &mut session,
+        &model,
+        &JobContext::detached(),
+    )
+    .expect("the model's field is accepted");
+    assert!(reg.report.success);
+    assert!(reg.report.metric_final > reg.report.metric_initial);
+    for v in [[5.0, 7.0, 9.0], [20.0, 20.0, 20.0], [33.5, 12.25, 30.0]] {
+        let x = g.world_from_voxel_point(v);
+        let y = reg.transform_point(&x);
+        assert!(((y - x) - shift).norm() < 1e-5, "{:?}", y - x);
+    }
+    // On the fixed grid the moving image reads back the fixed one, voxel for voxel.
+    let on_fixed = reg.resample_moving(&moving, &g, f32::NAN);
+    let [nx, ny, nz] = g.dims;
+    let mut compared = 0;
+    for k in 2..nz - 2 {
+        for j in 3..ny - 3 {
+            for i in 2..nx - 2 {
+                let (a, b) = (on_fixed.at(i, j, k), ct.at(i, j, k));
+                assert!((a - b).abs() < 1e-2, "voxel {i},{j},{k}: {a} vs {b}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 20_000);
+}
+
+#[test]
+fn a_model_field_that_misaligns_is_refused() {
+    let (model, mut session) = shift_model();
+    let ct = phantom_of_size(40, issue_rigid(), 0.0).ct;
+    // Already aligned: the model's constant shift can only lower the similarity.
+    match fuseprint::registration::register_with_model(
+        &ct,
+        &ct,
+        &mut session,
+        &model,
+        &JobContext::detached(),
+    ) {
+        Err(RegistrationError::SanityCheckFailed { report, reason }) => {
+            assert!(!report.success);
+            assert!(reason.contains("lowers"), "{reason}");
+        }
+        Ok(r) => panic!("a misaligning field reported as success: {:?}", r.report),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[test]
+fn a_segmentation_model_is_not_taken_for_a_registration_model() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/mindgrab.onnx");
+    let err = fuseprint::inference::registration::RegistrationModel::for_model(&path)
+        .expect_err("a segmentation manifest");
+    assert!(err.to_string().contains("registration"), "{err}");
 }

@@ -42,7 +42,9 @@ pub enum OutputKind {
     Probabilities,
     /// `[1, D, H, W]` class indices (no confidence available).
     Labels,
-    /// `[1, 3, D, H, W]` voxel displacements (registration).
+    /// `[1, 3, D, H, W]` displacements (registration; `output.units` says voxels or mm, see
+    /// `inference::registration`).
+    #[serde(alias = "displacement_field")]
     Displacement,
 }
 
@@ -257,10 +259,16 @@ impl Manifest {
                 return Err(format!("grid.dims must be positive, got {d:?}"));
             }
         }
-        if self.input.channels != 1 {
+        // Registration models take the (fixed, moving) pair as two channels.
+        let channels = if self.task == Task::Registration {
+            2
+        } else {
+            1
+        };
+        if self.input.channels != channels {
             return Err(format!(
-                "input.channels = {} but only single-channel models are supported",
-                self.input.channels
+                "input.channels = {} but {:?} models must take {channels}",
+                self.input.channels, self.task
             ));
         }
         if let PatchMode::SlidingWindow { size, overlap } = &self.patch {

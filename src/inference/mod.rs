@@ -8,6 +8,7 @@
 //! - [`sliding_window`] tiles a grid into overlapping patches with Gaussian blending weights.
 
 pub mod manifest;
+pub mod registration;
 pub mod runtime;
 pub mod session;
 pub mod sliding_window;

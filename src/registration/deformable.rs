@@ -14,11 +14,14 @@ use rayon::prelude::*;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BSplineSettings {
-    /// Distance between control points (mm) at the finest level; coarser levels double it.
+    /// Distance between control points (mm) at the last B-spline level; each coarser level
+    /// doubles it.
     pub control_spacing_mm: f64,
     /// Weight of the bending penalty relative to the metric.
     pub bending_weight: f64,
     pub max_iterations: usize,
+    /// Fixed samples per level for this stage.
+    pub samples: usize,
 }
 
 impl Default for BSplineSettings {
@@ -27,6 +30,7 @@ impl Default for BSplineSettings {
             control_spacing_mm: 16.0,
             bending_weight: 0.05,
             max_iterations: 150,
+            samples: 100_000,
         }
     }
 }
@@ -216,7 +220,8 @@ impl BSplineDeformation {
 
     /// Similarity and valid fraction on a level's samples.
     pub fn evaluate(&self, level: &Level, linear: &Matrix4<f64>, metric: Metric) -> (f64, f64) {
-        let e = eval(self, level, linear, metric, false);
+        let supports = SampleSupports::new(self, level);
+        let e = eval(self, level, &supports, linear, metric, false);
         (e.0, e.2)
     }
 
@@ -253,10 +258,64 @@ impl BSplineDeformation {
     }
 }
 
+/// Where each sample of a level sits in the control grid. The field lives in fixed space and
+/// the samples never move there, so the 64 B-spline weights are computed once per level
+/// rather than once per sample per iteration.
+pub(crate) struct SampleSupports {
+    /// Flat index of the support's first control point; `None` outside the grid's support.
+    first: Vec<Option<u32>>,
+    weights: Vec<[[f32; 4]; 3]>,
+}
+
+impl SampleSupports {
+    pub(crate) fn new(field: &BSplineDeformation, level: &Level) -> Self {
+        let centre = level.samples_centre_mm;
+        let [nx, ny, _] = field.dims;
+        let (first, weights) = level
+            .samples
+            .rel_mm
+            .par_iter()
+            .map(|rel| match field.support(&Point3::from(rel + centre)) {
+                Some((b, w)) => (
+                    Some((b[0] + nx * (b[1] + ny * b[2])) as u32),
+                    w.map(|a| a.map(|x| x as f32)),
+                ),
+                None => (None, [[0.0; 4]; 3]),
+            })
+            .unzip();
+        Self { first, weights }
+    }
+}
+
+/// `d` at one sample from its precomputed support.
+#[inline]
+fn displacement_at(
+    coefficients: &[Vector3<f64>],
+    dims: [usize; 3],
+    first: usize,
+    w: &[[f32; 4]; 3],
+) -> Vector3<f64> {
+    let [nx, ny, _] = dims;
+    let mut d = Vector3::zeros();
+    for (c, wz) in w[2].iter().enumerate() {
+        for (b, wy) in w[1].iter().enumerate() {
+            let row = first + nx * (b + ny * c);
+            let wyz = (wy * wz) as f64;
+            let cs = &coefficients[row..row + 4];
+            d += cs[0] * (w[0][0] as f64 * wyz)
+                + cs[1] * (w[0][1] as f64 * wyz)
+                + cs[2] * (w[0][2] as f64 * wyz)
+                + cs[3] * (w[0][3] as f64 * wyz);
+        }
+    }
+    d
+}
+
 /// Similarity, `∂similarity/∂coefficients`, valid fraction.
 fn eval(
     field: &BSplineDeformation,
     level: &Level,
+    supports: &SampleSupports,
     linear: &Matrix4<f64>,
     metric: Metric,
     want_gradient: bool,
@@ -264,18 +323,34 @@ fn eval(
     let centre = level.samples_centre_mm;
     let vm = level.moving.voxel_from_world * linear;
     let a_t = linear.fixed_view::<3, 3>(0, 0).transpose();
+    let dims = field.dims;
+    let coefficients = &field.coefficients;
+    let background = level.moving_range.0;
     let looked_up: Vec<Option<(f64, Vector3<f64>)>> = level
         .samples
         .rel_mm
         .par_iter()
-        .map(|rel| {
+        .zip(supports.first.par_iter())
+        .zip(supports.weights.par_iter())
+        .with_min_len(CHUNK)
+        .map(|((rel, first), w)| {
             let x = Point3::from(rel + centre);
-            let q = x + field.displacement(&x);
+            let q = match first {
+                Some(f) => x + displacement_at(coefficients, dims, *f as usize, w),
+                None => x,
+            };
             let p = vm.transform_point(&q);
             level.moving.sample([p.x, p.y, p.z])
         })
         .collect();
-    let moving_values: Vec<Option<f64>> = looked_up.iter().map(|h| h.map(|(v, _)| v)).collect();
+    // A sample pushed out of the moving image reads the background rather than leaving the
+    // histogram: a free field would otherwise "improve" the metric by pushing every sample
+    // it cannot explain out of the image.
+    let moving_values: Vec<Option<f64>> = looked_up
+        .iter()
+        .map(|h| Some(h.map_or(background, |(v, _)| v)))
+        .collect();
+    let inside = looked_up.iter().filter(|h| h.is_some()).count();
     let e = metric::evaluate(
         metric,
         level.bins.as_ref(),
@@ -284,34 +359,36 @@ fn eval(
         &moving_values,
         want_gradient,
     );
-    let valid = e.valid as f64 / level.samples.len().max(1) as f64;
+    let valid = inside as f64 / level.samples.len().max(1) as f64;
     if !want_gradient {
         return (e.value, Vec::new(), valid);
     }
     let n = field.coefficients.len();
     let [nx, ny, _] = field.dims;
-    let grad = level
-        .samples
-        .rel_mm
-        .par_iter()
-        .zip(looked_up.par_iter())
-        .zip(e.d_value_d_moving.par_iter())
+    let grad = looked_up
+        .par_chunks(CHUNK)
+        .zip(e.d_value_d_moving.par_chunks(CHUNK))
+        .zip(supports.first.par_chunks(CHUNK))
+        .zip(supports.weights.par_chunks(CHUNK))
         .fold(
             || vec![Vector3::zeros(); n],
-            |mut acc, ((rel, hit), factor)| {
-                if let Some((_, g)) = hit {
-                    if *factor != 0.0 {
-                        let x = Point3::from(rel + centre);
-                        if let Some((base, w)) = field.support(&x) {
-                            // ∂y/∂φ = A·β, so the coefficient gradient is β · Aᵀ∇M · factor.
-                            let v = a_t * g * *factor;
-                            for (c, wz) in w[2].iter().enumerate() {
-                                for (b, wy) in w[1].iter().enumerate() {
-                                    let row = base[0] + nx * ((base[1] + b) + ny * (base[2] + c));
-                                    for (aa, wx) in w[0].iter().enumerate() {
-                                        acc[row + aa] += v * (wx * wy * wz);
-                                    }
-                                }
+            |mut acc, (((hits, factors), firsts), weights)| {
+                for (((hit, factor), first), w) in hits.iter().zip(factors).zip(firsts).zip(weights)
+                {
+                    let (Some((_, g)), Some(first)) = (hit, first) else {
+                        continue;
+                    };
+                    if *factor == 0.0 {
+                        continue;
+                    }
+                    // ∂y/∂φ = A·β, so the coefficient gradient is β · Aᵀ∇M · factor.
+                    let v = a_t * g * *factor;
+                    for (c, wz) in w[2].iter().enumerate() {
+                        for (b, wy) in w[1].iter().enumerate() {
+                            let row = *first as usize + nx * (b + ny * c);
+                            let vyz = v * (wy * wz) as f64;
+                            for (aa, wx) in w[0].iter().enumerate() {
+                                acc[row + aa] += vyz * *wx as f64;
                             }
                         }
                     }
@@ -331,6 +408,8 @@ fn eval(
     (e.value, grad, valid)
 }
 
+const CHUNK: usize = 4096;
+
 /// Per-level record of the B-spline stage.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DeformableLevelReport {
@@ -345,6 +424,9 @@ pub struct DeformableLevelReport {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DeformableReport {
     pub levels: Vec<DeformableLevelReport>,
+    /// Why the field was dropped and the linear result kept, when it was (the field must
+    /// raise the similarity on the finest level's samples, which it was not fitted to).
+    pub discarded: Option<String>,
     pub max_displacement_mm: f64,
     /// Below zero means the field folds somewhere (it should not).
     pub min_jacobian_determinant: f64,
@@ -368,31 +450,20 @@ pub fn optimise_bspline(
     fixed: &VolumeGeometry,
     linear: &Matrix4<f64>,
     previous: Option<BSplineDeformation>,
+    spacing: f64,
     settings: &BSplineSettings,
     metric: Metric,
     ctx: &JobContext,
 ) -> Result<(BSplineDeformation, DeformableLevelReport), Cancelled> {
     let started = std::time::Instant::now();
     // Finest level gets the requested spacing; coarser ones twice it.
-    let spacing = if level.spacing_mm
-        >= 2.0
-            * fixed
-                .spacing_mm
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min)
-        && previous.is_none()
-    {
-        settings.control_spacing_mm * 2.0
-    } else {
-        settings.control_spacing_mm
-    };
     let field = match previous {
         Some(p) if (p.spacing_mm - spacing).abs() < 1e-9 => p,
         Some(p) => p.refined(fixed, spacing),
         None => BSplineDeformation::covering(fixed, spacing),
     };
     let lambda = settings.bending_weight;
+    let supports = SampleSupports::new(&field, level);
     let template = field.clone();
     let unflatten = |x: &[f64]| -> BSplineDeformation {
         let mut f = template.clone();
@@ -404,7 +475,7 @@ pub fn optimise_bspline(
     let metric_seen = std::cell::Cell::new((f64::NAN, f64::NAN));
     let cost = |x: &[f64]| {
         let f = unflatten(x);
-        let (s, g, _) = eval(&f, level, linear, metric, true);
+        let (s, g, _) = eval(&f, level, &supports, linear, metric, true);
         let (be, bg) = f.bending();
         let (first, _) = metric_seen.get();
         metric_seen.set((if first.is_nan() { s } else { first }, s));
@@ -439,7 +510,7 @@ pub fn optimise_bspline(
     let best = unflatten(&r.params);
     let iterations = r.iterations;
     let metric_start = metric_seen.get().0;
-    let metric_end = eval(&best, level, linear, metric, false).0;
+    let metric_end = eval(&best, level, &supports, linear, metric, false).0;
     let report = DeformableLevelReport {
         control_spacing_mm: best.spacing_mm,
         control_points: best.coefficients.len(),
@@ -482,5 +553,55 @@ mod tests {
             let back = bump.inverse_point(&q);
             assert!((back - p).norm() < 1e-5);
         }
+    }
+
+    #[test]
+    fn metric_gradient_matches_finite_differences() {
+        use crate::registration::phantom::{rigid_about, PhantomSpec, TrueTransform};
+        use crate::registration::sampling::Rng;
+        let c = Vector3::zeros();
+        let truth = TrueTransform {
+            linear: rigid_about(&c, [0.0, 0.0, 3.0], [1.0, -1.0, 0.5]),
+            warp: None,
+        };
+        let mut spec = PhantomSpec::small(40, 0.5, truth.clone());
+        spec.mr_noise = 0.0;
+        let ph = spec.generate();
+        let metric = Metric::default();
+        // Smoothed a voxel and a half so the interpolated gradient is close to the exact
+        // derivative of the interpolated image.
+        let level = Level::build(&ph.ct, &ph.mr, 4.0, metric, 20_000, &c, None, 3);
+        let mut field = BSplineDeformation::covering(ph.ct.geometry(), 20.0);
+        let mut rng = Rng::new(9);
+        field
+            .coefficients
+            .iter_mut()
+            .for_each(|v| *v = Vector3::new(rng.normal(), rng.normal(), rng.normal()) * 0.8);
+        let supports = SampleSupports::new(&field, &level);
+        let (_, grad, _) = eval(&field, &level, &supports, &truth.linear, metric, true);
+        // The control points with the most influence, where finite differences are reliable.
+        let mut order: Vec<usize> = (0..grad.len()).collect();
+        order.sort_by(|a, b| grad[*b].norm().total_cmp(&grad[*a].norm()));
+        let h = 0.05;
+        let (mut dot, mut n_fd, mut n_an) = (0.0, 0.0, 0.0);
+        for &cp in order.iter().take(12) {
+            for axis in 0..3 {
+                let mut plus = field.clone();
+                plus.coefficients[cp][axis] += h;
+                let mut minus = field.clone();
+                minus.coefficients[cp][axis] -= h;
+                let fp = eval(&plus, &level, &supports, &truth.linear, metric, false).0;
+                let fm = eval(&minus, &level, &supports, &truth.linear, metric, false).0;
+                let fd = (fp - fm) / (2.0 * h);
+                let an = grad[cp][axis];
+                dot += fd * an;
+                n_fd += fd * fd;
+                n_an += an * an;
+            }
+        }
+        let cosine = dot / (n_fd.sqrt() * n_an.sqrt()).max(1e-300);
+        let ratio = n_an.sqrt() / n_fd.sqrt().max(1e-300);
+        assert!(cosine > 0.95, "cosine {cosine}");
+        assert!((0.8..1.25).contains(&ratio), "|analytic| / |fd| = {ratio}");
     }
 }

@@ -11,6 +11,7 @@
 //! check that refuses a result whose metric got worse or whose overlap collapsed.
 
 pub mod deformable;
+pub mod dense;
 pub mod init;
 pub mod landmarks;
 pub mod linear;
@@ -23,6 +24,7 @@ pub mod sampling;
 pub mod transform;
 
 pub use deformable::{BSplineDeformation, BSplineSettings};
+pub use dense::register_with_model;
 pub use init::Initialization;
 pub use landmarks::{fit_landmarks, LandmarkError, LandmarkFit, LandmarkModel};
 pub use metric::Metric;
@@ -54,6 +56,8 @@ pub enum RegistrationError {
     NoOverlap { percent: f64 },
     #[error(transparent)]
     Landmarks(#[from] LandmarkError),
+    #[error(transparent)]
+    Model(#[from] crate::inference::InferenceError),
     #[error("registration failed its sanity check: {reason}")]
     SanityCheckFailed {
         reason: String,
@@ -141,24 +145,33 @@ pub struct RegistrationReport {
     pub deformable: Option<deformable::DeformableReport>,
 }
 
-/// A finished registration: linear `moving_from_fixed`, optionally refined by a deformation
-/// applied in fixed space first (`y = A · (x + d(x))`).
+/// A finished registration: linear `moving_from_fixed`, optionally refined by displacements
+/// applied in fixed space first (`y = A · (x + d(x) + u(x))`, `d` a B-spline, `u` a model's
+/// dense field).
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub moving_from_fixed: Matrix4<f64>,
     pub centre_mm: Vector3<f64>,
     pub deformation: Option<BSplineDeformation>,
+    pub dense: Option<crate::inference::registration::DisplacementField>,
     pub report: RegistrationReport,
 }
 
 impl Registration {
     /// Moving world point for a fixed world point.
     pub fn transform_point(&self, p: &Point3<f64>) -> Point3<f64> {
-        let q = match &self.deformation {
-            Some(d) => p + d.displacement(p),
-            None => *p,
-        };
+        let mut q = *p;
+        if let Some(d) = &self.deformation {
+            q += d.displacement(p);
+        }
+        if let Some(u) = &self.dense {
+            q += u.displacement(p);
+        }
         self.moving_from_fixed.transform_point(&q)
+    }
+
+    fn is_linear(&self) -> bool {
+        self.deformation.is_none() && self.dense.is_none()
     }
 
     /// The moving image on the fixed grid (trilinear; `fill` outside the moving image).
@@ -168,16 +181,22 @@ impl Registration {
         fixed_geometry: &VolumeGeometry,
         fill: f32,
     ) -> Volume<f32> {
-        match &self.deformation {
-            None => crate::volume::resample(
+        if self.is_linear() {
+            return crate::volume::resample(
                 moving,
                 fixed_geometry,
                 Some(&self.moving_from_fixed),
                 Interpolation::Trilinear,
                 fill,
-            ),
-            Some(d) => d.resample(moving, fixed_geometry, &self.moving_from_fixed, fill),
+            );
         }
+        let w = fixed_geometry.world_from_voxel();
+        let v = moving.geometry().voxel_from_world();
+        Volume::from_fn(fixed_geometry.clone(), |[i, j, k]| {
+            let x = w.transform_point(&Point3::new(i as f64, j as f64, k as f64));
+            let p = v.transform_point(&self.transform_point(&x));
+            moving.sample_trilinear([p.x, p.y, p.z]).unwrap_or(fill)
+        })
     }
 
     /// Labels of the moving image on the fixed grid (nearest neighbour, never blended).
@@ -186,14 +205,20 @@ impl Registration {
         labels: &Volume<u16>,
         fixed_geometry: &VolumeGeometry,
     ) -> Volume<u16> {
-        match &self.deformation {
-            None => crate::volume::resample_labels(
+        if self.is_linear() {
+            return crate::volume::resample_labels(
                 labels,
                 fixed_geometry,
                 Some(&self.moving_from_fixed),
-            ),
-            Some(d) => d.resample_labels(labels, fixed_geometry, &self.moving_from_fixed),
+            );
         }
+        let w = fixed_geometry.world_from_voxel();
+        let v = labels.geometry().voxel_from_world();
+        Volume::from_fn(fixed_geometry.clone(), |[i, j, k]| {
+            let x = w.transform_point(&Point3::new(i as f64, j as f64, k as f64));
+            let p = v.transform_point(&self.transform_point(&x));
+            crate::volume::resample::nearest_at(labels, [p.x, p.y, p.z]).unwrap_or(0)
+        })
     }
 }
 
@@ -277,33 +302,48 @@ pub fn register(
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| default_levels(fixed.geometry(), moving.geometry()));
     let n_levels = spacings.len();
-    let build = |l: usize| {
+    let build_with = |l: usize, samples: usize| {
         Level::build(
             fixed,
             moving,
             spacings[l],
             params.metric,
-            params.samples,
+            samples,
             &centre,
             fixed_mask.as_ref(),
             params.seed.wrapping_add(l as u64),
         )
     };
+    // Coarse levels only need to reach the basin of the optimum; their metric is smooth
+    // already, so they get fewer samples (half per level coarser, at least 4000).
+    let linear_samples = |l: usize| {
+        let share = 0.5f64.powi((n_levels - 1 - l) as i32);
+        ((params.samples as f64 * share) as usize)
+            .max(4000)
+            .min(params.samples)
+    };
 
-    let (deformable_levels, linear_weight) = match &params.kind {
-        RegistrationKind::Deformable(_) => (2usize.min(n_levels), 0.5f32),
-        _ => (0, 1.0),
+    // A deformable run: rigid, then affine on the last level but one (a smooth warp has a
+    // large linear part, shear included, that a field on a coarse grid should not have to
+    // carry), then the B-spline from the coarsest level up to the last but one. The finest
+    // level only judges the result.
+    let deformable = matches!(params.kind, RegistrationKind::Deformable(_));
+    let (deformable_levels, linear_weight) = if deformable {
+        ((n_levels - 1).max(1), 0.4f32)
+    } else {
+        (0, 1.0)
     };
     let mut t = start.clone();
     let mut reports = Vec::new();
     let mut finest_level = None;
+    let mut kept_levels = Vec::new();
     for l in 0..n_levels {
         let level_ctx = ctx.sub(
             linear_weight * l as f32 / n_levels as f32,
             linear_weight * (l + 1) as f32 / n_levels as f32,
         );
         level_ctx.set_stage("Rigid alignment");
-        let level = build(l);
+        let level = build_with(l, linear_samples(l));
         if level.samples.is_empty() {
             return Err(RegistrationError::EmptyMask { which: "fixed" });
         }
@@ -332,7 +372,8 @@ pub fn register(
             }
         }
         let finest = l + 1 == n_levels;
-        if t.model == LinearModel::Rigid {
+        let linear_here = !(deformable && finest && n_levels > 1);
+        if t.model == LinearModel::Rigid && linear_here {
             reports.push(optimise_level(
                 &level,
                 &mut t,
@@ -345,7 +386,12 @@ pub fn register(
                 &level_ctx,
             )?);
         }
-        if params.kind == RegistrationKind::Affine && l + 2 >= n_levels {
+        let affine_here = match params.kind {
+            RegistrationKind::Affine => l + 2 >= n_levels,
+            RegistrationKind::Deformable(_) => l + 2 == n_levels,
+            RegistrationKind::Rigid => false,
+        };
+        if affine_here {
             if t.model == LinearModel::Rigid {
                 t = CenteredLinear::from_matrix(LinearModel::Affine, centre, &t.matrix());
             }
@@ -362,7 +408,9 @@ pub fn register(
                 &level_ctx,
             )?);
         }
-        if finest {
+        if deformable && !finest {
+            kept_levels.push(level);
+        } else if finest {
             finest_level = Some((level, t.clone()));
         }
     }
@@ -376,18 +424,22 @@ pub fn register(
     let mut deformation = None;
     let mut deformable_report = None;
     if let RegistrationKind::Deformable(settings) = &params.kind {
-        let dctx = ctx.sub(0.5, 0.95);
+        let dctx = ctx.sub(0.4, 0.95);
         dctx.set_stage("Deformable refinement");
-        let first = n_levels - deformable_levels;
+        let first = 0;
         let mut field: Option<BSplineDeformation> = None;
         let mut rep = deformable::DeformableReport::default();
-        for l in first..n_levels {
-            let level = if l + 1 == n_levels {
-                None
-            } else {
-                Some(build(l))
-            };
-            let level_ref = level.as_ref().unwrap_or(&finest);
+        for l in first..first + deformable_levels {
+            // A field has far more parameters than a rigid transform: it gets its own, denser
+            // sample set on the images the linear stage already smoothed.
+            let images = kept_levels.get(l - first).unwrap_or(&finest);
+            let level = images.with_samples(
+                params.metric,
+                settings.samples.max(params.samples),
+                fixed_mask.as_ref(),
+                params.seed.wrapping_add(100 + l as u64),
+            );
+            let level_ref = &level;
             let sub = dctx.sub(
                 (l - first) as f32 / deformable_levels as f32,
                 (l - first + 1) as f32 / deformable_levels as f32,
@@ -397,6 +449,7 @@ pub fn register(
                 fixed.geometry(),
                 &m_final_linear,
                 field.take(),
+                settings.control_spacing_mm * 2f64.powi((first + deformable_levels - 1 - l) as i32),
                 settings,
                 params.metric,
                 &sub,
@@ -406,8 +459,27 @@ pub fn register(
         }
         if let Some(f) = &field {
             rep.finish(f);
+            let linear_only = evaluate_linear(
+                &finest,
+                &linear_result,
+                params.metric,
+                moving_mask.as_ref(),
+                false,
+            )
+            .similarity;
+            let (with_field, _) = f.evaluate(&finest, &m_final_linear, params.metric);
+            if !(with_field > linear_only) {
+                rep.discarded = Some(format!(
+                    "the field lowered the similarity on the finest samples ({linear_only:.5} →                      {with_field:.5})"
+                ));
+            } else if rep.min_jacobian_determinant <= 0.0 {
+                rep.discarded = Some(format!(
+                    "the field folds (Jacobian determinant {:.3})",
+                    rep.min_jacobian_determinant
+                ));
+            }
         }
-        deformation = field;
+        deformation = if rep.discarded.is_some() { None } else { field };
         deformable_report = Some(rep);
     }
 
@@ -443,7 +515,7 @@ pub fn register(
         kind: match &params.kind {
             RegistrationKind::Rigid => "rigid",
             RegistrationKind::Affine => "affine",
-            RegistrationKind::Deformable(_) => "deformable (rigid + B-spline)",
+            RegistrationKind::Deformable(_) => "deformable (rigid + affine + B-spline)",
         }
         .to_string(),
         metric: format!("{:?}", params.metric),
@@ -502,6 +574,7 @@ pub fn register(
         moving_from_fixed: m_final_linear,
         centre_mm: centre,
         deformation,
+        dense: None,
         report,
     })
 }
@@ -589,6 +662,7 @@ pub fn register_landmarks(
             moving_from_fixed: fit.moving_from_fixed,
             centre_mm: centre,
             deformation: None,
+            dense: None,
             report,
         },
         fit,

@@ -189,6 +189,12 @@ pub fn lbfgs(
             }
         };
         let Some((un, fnew, gn)) = accepted else {
+            // Sampled metrics are a little rough: stale curvature can point where no step
+            // decreases the cost. Start again from steepest descent once before giving up.
+            if !history.is_empty() && evaluations < s.max_iterations {
+                history.clear();
+                continue;
+            }
             stop = StopReason::StepTooSmall;
             break;
         };

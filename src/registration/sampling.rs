@@ -47,6 +47,7 @@ impl Mask<'_> {
 }
 
 /// Fixed samples for one pyramid level.
+#[derive(Default)]
 pub struct SampleSet {
     /// World position minus the transform centre.
     pub rel_mm: Vec<Vector3<f64>>,
@@ -109,6 +110,7 @@ pub fn draw_samples(
         .filter(|t| *t > 0.0);
     let mut rel_mm = Vec::with_capacity(count);
     let mut values = Vec::with_capacity(count);
+    let mut keys: Vec<u64> = Vec::with_capacity(count);
     let max_tries = count.saturating_mul(50).max(1000);
     let mut tries = 0;
     while rel_mm.len() < count && tries < max_tries {
@@ -124,13 +126,33 @@ pub fn draw_samples(
         if let Some(v) = fixed.sample_trilinear(p) {
             rel_mm.push(world.coords - centre_mm);
             values.push(v);
+            keys.push(morton(p));
         }
     }
+    // Samples in Morton order of their fixed position: neighbours in the list then read
+    // neighbouring moving voxels, so the moving image's lookups mostly hit the cache (at fine
+    // levels it is far larger than the cache, and random order made most reads miss).
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_unstable_by_key(|&n| keys[n]);
     SampleSet {
-        rel_mm,
-        values,
+        rel_mm: order.iter().map(|&n| rel_mm[n]).collect(),
+        values: order.iter().map(|&n| values[n]).collect(),
         bins: Vec::new(),
     }
+}
+
+/// Morton (Z-order) code of a voxel position, 21 bits per axis.
+fn morton(p: [f64; 3]) -> u64 {
+    let spread = |v: f64| -> u64 {
+        let mut x = (v.max(0.0) as u64) & 0x1f_ffff;
+        x = (x | x << 32) & 0x1f_0000_0000_ffff;
+        x = (x | x << 16) & 0x1f_0000_ff00_00ff;
+        x = (x | x << 8) & 0x100f_00f0_0f00_f00f;
+        x = (x | x << 4) & 0x10c3_0c30_c30c_30c3;
+        x = (x | x << 2) & 0x1249_2492_4924_9249;
+        x
+    };
+    spread(p[0]) | spread(p[1]) << 1 | spread(p[2]) << 2
 }
 
 impl SampleSet {
