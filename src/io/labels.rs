@@ -7,11 +7,11 @@
 //! and [`read_class_map`] names them from a TotalSegmentator-style `class_map*.json`.
 
 use super::atomic::write_atomic;
+use super::exact_geometry::ExactGeometry;
 use super::nifti::{read_labels, write_labels};
 use super::IoError;
 use crate::jobs::JobContext;
-use crate::volume::{LabelInfo, LabelMap, LabelTable, VolumeGeometry};
-use nalgebra::Matrix3;
+use crate::volume::{LabelInfo, LabelMap, LabelTable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,7 +32,7 @@ struct SidecarOut<'a, P> {
     format: &'static str,
     version: u32,
     labels: Vec<LabelInfo>,
-    geometry: SidecarGeometry,
+    geometry: ExactGeometry,
     print_profiles: &'a P,
 }
 
@@ -43,55 +43,10 @@ struct SidecarIn<P> {
     version: u32,
     labels: Vec<LabelInfo>,
     #[serde(default)]
-    geometry: Option<SidecarGeometry>,
+    geometry: Option<ExactGeometry>,
     /// Missing or `null` (e.g. saved without profiles) reads as `P::default()`.
     #[serde(default)]
     print_profiles: Option<P>,
-}
-
-/// The grid in full `f64` precision. Numbers are written as decimal strings (Rust's shortest
-/// round-trip form) because JSON number parsing is not guaranteed to be correctly rounded.
-#[derive(Debug, Serialize, Deserialize)]
-struct SidecarGeometry {
-    dims: [usize; 3],
-    spacing_mm: [String; 3],
-    origin_mm: [String; 3],
-    /// Row-major 3×3: `direction[r][c]`, columns are the voxel axes' world directions.
-    direction: [[String; 3]; 3],
-}
-
-impl SidecarGeometry {
-    fn from_geometry(g: &VolumeGeometry) -> Self {
-        let text = |v: f64| format!("{v:?}");
-        let d = &g.direction;
-        Self {
-            dims: g.dims,
-            spacing_mm: g.spacing_mm.map(text),
-            origin_mm: g.origin_mm.map(text),
-            direction: [0, 1, 2].map(|r| [0, 1, 2].map(|c| text(d[(r, c)]))),
-        }
-    }
-    fn to_geometry(&self) -> Option<VolumeGeometry> {
-        let num = |s: &String| s.parse::<f64>().ok();
-        let three = |a: &[String; 3]| Some([num(&a[0])?, num(&a[1])?, num(&a[2])?]);
-        let spacing_mm = three(&self.spacing_mm)?;
-        let origin_mm = three(&self.origin_mm)?;
-        let rows = [
-            three(&self.direction[0])?,
-            three(&self.direction[1])?,
-            three(&self.direction[2])?,
-        ];
-        let m = Matrix3::from_fn(|r, c| rows[r][c]);
-        // Validate through `new`, but keep the stored cosines bit for bit (`new` renormalises
-        // them, which can move the last bit).
-        VolumeGeometry::new(self.dims, spacing_mm, origin_mm, m).ok()?;
-        Some(VolumeGeometry {
-            dims: self.dims,
-            spacing_mm,
-            origin_mm,
-            direction: m,
-        })
-    }
 }
 
 /// `scan.nii.gz` → `scan.labels.json` (same folder).
@@ -121,7 +76,7 @@ pub fn save_label_map<P: Serialize>(
         format: SIDECAR_FORMAT,
         version: SIDECAR_VERSION,
         labels: map.table.iter().cloned().collect(),
-        geometry: SidecarGeometry::from_geometry(map.geometry()),
+        geometry: ExactGeometry::of(map.geometry()),
         print_profiles,
     };
     let json = serde_json::to_vec_pretty(&sidecar).map_err(|e| IoError::Corrupt {
@@ -159,11 +114,7 @@ pub fn load_label_map<P: DeserializeOwned + Default>(
             ),
         });
     }
-    if let Some(exact) = sidecar
-        .geometry
-        .as_ref()
-        .and_then(SidecarGeometry::to_geometry)
-    {
+    if let Some(exact) = sidecar.geometry.as_ref().and_then(|g| g.geometry().ok()) {
         if exact.same_grid(map.geometry(), SIDECAR_GRID_TOLERANCE_MM) {
             let (_, data) = map.volume.into_parts();
             map.volume = crate::volume::Volume::new(exact, data).map_err(|e| IoError::Corrupt {
@@ -296,7 +247,7 @@ impl Autosaver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::{Rgba, Volume};
+    use crate::volume::{Rgba, Volume, VolumeGeometry};
     use nalgebra::Rotation3;
 
     fn oblique_map() -> LabelMap {

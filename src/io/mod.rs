@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod browse;
 pub mod dicom;
 mod error;
+mod exact_geometry;
 pub mod jpeg12;
 pub mod jpegls;
 pub mod labels;

@@ -20,11 +20,11 @@
 //!   folder that is not a project each get their own error naming the file.
 
 use super::atomic::write_atomic;
+use super::exact_geometry::ExactGeometry;
 use super::nifti::{read_labels, read_nifti, write_labels, write_nifti};
 use super::{IoError, LoadedImage};
 use crate::jobs::{Cancelled, JobContext};
 use crate::volume::{LabelInfo, LabelMap, LabelTable, TriMesh, Volume, VolumeGeometry};
-use nalgebra::Matrix3;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -218,57 +218,6 @@ struct MeshRecord {
     hash: String,
     vertices: usize,
     faces: usize,
-}
-
-/// The grid in full `f64` precision, numbers as Rust's shortest round-trip decimal strings
-/// (JSON number parsing is not guaranteed to be correctly rounded everywhere).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ExactGeometry {
-    dims: [usize; 3],
-    spacing_mm: [String; 3],
-    origin_mm: [String; 3],
-    /// Row-major: `direction[r][c]`; columns are the voxel axes' world directions.
-    direction: [[String; 3]; 3],
-}
-
-impl ExactGeometry {
-    fn of(g: &VolumeGeometry) -> Self {
-        let text = |v: f64| format!("{v:?}");
-        let d = &g.direction;
-        Self {
-            dims: g.dims,
-            spacing_mm: g.spacing_mm.map(text),
-            origin_mm: g.origin_mm.map(text),
-            direction: [0, 1, 2].map(|r| [0, 1, 2].map(|c| text(d[(r, c)]))),
-        }
-    }
-
-    fn geometry(&self) -> Result<VolumeGeometry, String> {
-        let num = |s: &String| {
-            s.parse::<f64>()
-                .map_err(|_| format!("{s:?} is not a number"))
-        };
-        let three = |a: &[String; 3]| -> Result<[f64; 3], String> {
-            Ok([num(&a[0])?, num(&a[1])?, num(&a[2])?])
-        };
-        let spacing_mm = three(&self.spacing_mm)?;
-        let origin_mm = three(&self.origin_mm)?;
-        let rows = [
-            three(&self.direction[0])?,
-            three(&self.direction[1])?,
-            three(&self.direction[2])?,
-        ];
-        let direction = Matrix3::from_fn(|r, c| rows[r][c]);
-        // Validate through `new`, but keep the stored cosines bit for bit (`new` renormalises).
-        VolumeGeometry::new(self.dims, spacing_mm, origin_mm, direction)
-            .map_err(|e| e.to_string())?;
-        Ok(VolumeGeometry {
-            dims: self.dims,
-            spacing_mm,
-            origin_mm,
-            direction,
-        })
-    }
 }
 
 // ---------------------------------------------------------------------------------------
