@@ -11,6 +11,8 @@ use fuseprint::render::{
 use fuseprint::volume::{LabelInfo, LabelMap, LabelTable, Rgba, Volume, VolumeGeometry};
 use nalgebra::{Matrix4, Point3, Vector3};
 
+mod common;
+
 fn gpu_or_skip() -> Option<GpuContext> {
     match GpuContext::headless() {
         Ok(ctx) => Some(ctx),
@@ -494,5 +496,160 @@ fn cli_renders_a_png_and_never_silently_overwrites_it() {
     assert!(
         !bad.status.success() && stderr.contains("ct-lung"),
         "{stderr}"
+    );
+}
+
+/// Trilinear sample at a continuous voxel position, clamped to the edge voxels as the
+/// GPU's clamp-to-edge sampler does.
+fn trilinear(volume: &Volume<f32>, v: [f64; 3]) -> f64 {
+    let d = volume.dims();
+    let c: [f64; 3] = std::array::from_fn(|a| v[a].clamp(0.0, (d[a] - 1) as f64));
+    let i0: [usize; 3] = std::array::from_fn(|a| c[a].floor() as usize);
+    let i1: [usize; 3] = std::array::from_fn(|a| (i0[a] + 1).min(d[a] - 1));
+    let f: [f64; 3] = std::array::from_fn(|a| c[a] - i0[a] as f64);
+    let mut sum = 0.0;
+    for corner in 0..8 {
+        let pick = |a: usize| corner >> a & 1 == 1;
+        let idx: [usize; 3] = std::array::from_fn(|a| if pick(a) { i1[a] } else { i0[a] });
+        let w: f64 = (0..3)
+            .map(|a| if pick(a) { f[a] } else { 1.0 - f[a] })
+            .product();
+        sum += w * f64::from(volume.at(idx[0], idx[1], idx[2]));
+    }
+    sum
+}
+
+/// Where a world ray enters and leaves the grid's box (outer voxel faces), in mm along it.
+fn grid_interval(volume: &Volume<f32>, ray: &fuseprint::render::Ray) -> Option<(f64, f64)> {
+    let m = volume.geometry().voxel_from_world();
+    let o = m * ray.origin.to_homogeneous();
+    let d = m * ray.direction.to_homogeneous();
+    let (mut t0, mut t1) = (f64::NEG_INFINITY, f64::INFINITY);
+    for a in 0..3 {
+        let (lo, hi) = (-0.5, volume.dims()[a] as f64 - 0.5);
+        if d[a].abs() < 1e-12 {
+            if o[a] < lo || o[a] > hi {
+                return None;
+            }
+            continue;
+        }
+        let (ta, tb) = ((lo - o[a]) / d[a], (hi - o[a]) / d[a]);
+        t0 = t0.max(ta.min(tb));
+        t1 = t1.min(ta.max(tb));
+    }
+    (t0 <= t1).then_some((t0.max(0.0), t1))
+}
+
+#[test]
+fn real_ct_mip_matches_a_cpu_projection_and_its_labels_land_where_they_project() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let Some(ctx) = gpu_or_skip() else { return };
+    let dir = data.join("totalsegmentator");
+    let jobs = fuseprint::jobs::JobContext::detached();
+    let ct = fuseprint::io::load_image(&dir.join("example_ct.nii.gz"), &jobs)
+        .expect("example_ct.nii.gz loads")
+        .volume;
+    let (labels, _) = fuseprint::io::labels::load_label_map::<()>(
+        &dir.join("example_seg_fast_force_split.nii.gz"),
+        &jobs,
+    )
+    .expect("its segmentation loads");
+    let volume = upload_volume(&ctx.device, &ctx.queue, &ct).unwrap();
+    let label_texture = upload_labels(&ctx.device, &ctx.queue, &labels).unwrap();
+    let corners = volume.corners_world();
+    let (mut lo, mut hi) = (corners[0], corners[0]);
+    for c in &corners {
+        lo = lo.inf(c);
+        hi = hi.sup(c);
+    }
+    let mut camera = Camera {
+        projection: Projection::Orthographic { height_mm: 1.0 },
+        ..Camera::standard(StandardView::Anterior, Point3::origin(), 1.0)
+    };
+    camera.fit_to_bounds(lo, hi, 1.0);
+    let tf = TransferFunction::preset("ct-bone").unwrap();
+    let window = (-200.0f32, 1000.0f32);
+    let mut params = RaycastParams::new(&volume, &tf, camera);
+    params.mode = RenderMode::Mip;
+    params.window = Some(window);
+    params.jitter = false;
+    params.background = [0.0; 4];
+    let step_mm = params.step_mm();
+    let actual = render(&ctx, &params);
+
+    // CPU: the same rays, samples at the same distances from where each enters the grid.
+    let mut pixels = Vec::new();
+    for y in 0..SIZE[1] {
+        for x in 0..SIZE[0] {
+            let ray = camera.ray_through_pixel(f64::from(x), f64::from(y), SIZE[0], SIZE[1]);
+            let voxel_from_world = ct.geometry().voxel_from_world();
+            match grid_interval(&ct, &ray) {
+                Some((t0, t1)) => {
+                    let mut max = f64::NEG_INFINITY;
+                    let mut t = t0;
+                    while t <= t1 {
+                        let v = voxel_from_world * ray.at(t).to_homogeneous();
+                        max = max.max(trilinear(&ct, [v.x, v.y, v.z]));
+                        t += step_mm;
+                    }
+                    let grey = ((max - f64::from(window.0)) / f64::from(window.1 - window.0))
+                        .clamp(0.0, 1.0);
+                    let g = (grey * 255.0).round() as u8;
+                    pixels.extend([g, g, g, 255]);
+                }
+                None => pixels.extend([0, 0, 0, 0]),
+            }
+        }
+    }
+    let expected = RgbaImage {
+        width: SIZE[0],
+        height: SIZE[1],
+        pixels,
+    };
+    assert_projection_matches("real_ct_mip", &actual, &expected);
+
+    // Labels alone (the CT made invisible): a pixel is coloured exactly when its ray meets a
+    // labelled voxel, up to the boundary pixels where the step grid decides.
+    let invisible = TransferFunction::new(
+        "clear",
+        ValueDomain::Absolute,
+        vec![ControlPoint::new(0.0, [0.0; 3], 0.0)],
+    )
+    .unwrap();
+    let mut params = RaycastParams::new(&volume, &invisible, camera);
+    params.labels = Some(&label_texture);
+    params.background = [0.0; 4];
+    params.jitter = false;
+    let coloured = render(&ctx, &params);
+    let label_from_world = labels.geometry().voxel_from_world();
+    let (mut both, mut either) = (0usize, 0usize);
+    for y in 0..SIZE[1] {
+        for x in 0..SIZE[0] {
+            let ray = camera.ray_through_pixel(f64::from(x), f64::from(y), SIZE[0], SIZE[1]);
+            let mut hit = false;
+            if let Some((t0, t1)) = grid_interval(&ct, &ray) {
+                let mut t = t0;
+                while t <= t1 && !hit {
+                    let v = label_from_world * ray.at(t).to_homogeneous();
+                    let idx = [v.x, v.y, v.z].map(|c| c.round() as i64);
+                    hit = labels
+                        .volume
+                        .get(idx[0], idx[1], idx[2])
+                        .is_some_and(|l| l != 0);
+                    t += step_mm;
+                }
+            }
+            let drawn = coloured.pixel(x, y)[3] > 0;
+            both += usize::from(hit && drawn);
+            either += usize::from(hit || drawn);
+        }
+    }
+    let iou = both as f64 / either.max(1) as f64;
+    assert!(
+        either > 1000 && iou > 0.97,
+        "labelled pixels: GPU and CPU agree on {both} of {either} (IoU {iou:.3}); {}",
+        keep_for_debugging("real_labels", &coloured, None)
     );
 }

@@ -3,7 +3,8 @@
 //! Generates a head-like CT phantom (air, skin, soft tissue, a 7 mm skull, contrast-filled
 //! vessels) at 256³ and 512³, then times DVR (full and interactive quality) and MIP at
 //! 512² and 1920×1080 on whatever adapter wgpu picks, printing the adapter first. Each
-//! figure is the mean over at least 3 frames and `--seconds` of rendering, after a warm-up.
+//! figure is the mean over at least `--min-frames` frames and `--seconds` of rendering; the
+//! shader and the volume are warmed up by one small frame first.
 
 use super::render::{framing_camera, parse_size};
 use crate::render::{
@@ -21,9 +22,12 @@ pub struct BenchRenderArgs {
     /// Picture sizes, WIDTHxHEIGHT.
     #[arg(long, value_delimiter = ',', default_values_t = ["512x512".to_string(), "1920x1080".to_string()])]
     pub sizes: Vec<String>,
-    /// Rendering time per figure (at least 3 frames each).
+    /// Rendering time per figure, at least `--min-frames` frames.
     #[arg(long, default_value_t = 2.0)]
     pub seconds: f64,
+    /// Fewest frames per figure (software rendering of 512³ at 1080p takes many seconds each).
+    #[arg(long, default_value_t = 2)]
+    pub min_frames: u32,
 }
 
 /// A 240 mm head in an `n³` grid: the skull is what ct-bone shows, the vessels what MIP shows.
@@ -95,10 +99,9 @@ pub fn run(args: BenchRenderArgs) -> anyhow::Result<()> {
                 let mut params = RaycastParams::new(&volume, &bone, camera);
                 params.mode = mode;
                 params.interactive = interactive;
-                raycaster.render_and_wait(&gpu, &target, &params)?;
                 let started = Instant::now();
                 let mut frames = 0u32;
-                while frames < 3 || started.elapsed().as_secs_f64() < args.seconds {
+                while frames < args.min_frames || started.elapsed().as_secs_f64() < args.seconds {
                     // A slowly turning camera: every frame is new work, as while orbiting.
                     params.camera.orbit(1.0, 0.0);
                     params.frame_seed = frames;
