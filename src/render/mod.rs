@@ -12,9 +12,9 @@ pub mod fusion;
 mod gpu;
 pub mod mesh_view;
 pub mod picking;
-pub mod slices;
 pub mod png;
 pub mod raycast;
+pub mod slices;
 pub mod transfer;
 pub mod volume_texture;
 
@@ -26,11 +26,11 @@ pub use fusion::{Fusion, LayerStyle, Window};
 pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
 pub use mesh_view::{Lighting, MeshRenderer};
 pub use picking::PickHit;
-pub use slices::{LabelStyle, SliceParams, SlicePlane, SliceRenderer};
 pub use png::{render_image, render_to_png, save_png, PngError};
 pub use raycast::{
     ClipPlane, RaycastParams, Raycaster, RenderMode, SecondVolume, VolumeLayer, MAX_CLIP_PLANES,
 };
+pub use slices::{LabelStyle, SliceParams, SlicePlane, SliceRenderer};
 pub use transfer::{ControlPoint, TransferError, TransferFunction, ValueDomain};
 pub use volume_texture::{upload_labels, upload_volume, LabelTexture, VolumeTexture};
 
