@@ -12,6 +12,15 @@ use fuseprint::render::{
 use fuseprint::volume::{LabelInfo, LabelMap, LabelTable, Rgba, TriMesh, Volume, VolumeGeometry};
 use nalgebra::{Matrix3, Matrix4, Point3, Rotation3, Translation3, Vector3};
 
+/// With FUSEPRINT_VIEWS_DUMP=<folder>, tests also write what they rendered there as PNGs,
+/// for a person to look at.
+fn dump(name: &str, image: &RgbaImage) {
+    if let Some(dir) = std::env::var_os("FUSEPRINT_VIEWS_DUMP") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.png"));
+        fuseprint::render::save_png(image, &path, true).expect("write the dump PNG");
+    }
+}
+
 fn gpu_or_skip() -> Option<GpuContext> {
     match GpuContext::headless() {
         Ok(ctx) => Some(ctx),
@@ -87,6 +96,7 @@ fn oblique_gpu_slice_equals_cpu_trilinear_resampling() {
     // Window over the whole range so no value is clipped: one grey level = 1000/255 units.
     params.fixed_style = LayerStyle::new(Window::new(500.0, 1000.0), Colormap::Grey);
     let image = render_slice(&ctx, &renderer, &params);
+    dump("oblique_slice", &image);
 
     let voxel_from_world = volume.geometry().voxel_from_world();
     let (mut compared, mut worst, mut inside) = (0, 0i32, 0);
@@ -204,6 +214,10 @@ fn every_fusion_mode_matches_its_cpu_formula() {
     for fusion in modes {
         params.fusion = fusion;
         let image = render_slice(&ctx, &renderer, &params);
+        dump(
+            &format!("fusion_{}", fusion.name().replace(' ', "_")),
+            &image,
+        );
         let (mut worst, mut checked) = (0i32, 0);
         let mut saw_fixed_edge = false;
         for y in (1..vp[1]).step_by(3) {
@@ -325,6 +339,7 @@ fn labels_fill_outline_and_hide() {
         outline_opacity: 1.0,
     };
     let image = render_slice(&ctx, &renderer, &params);
+    dump("labels_outline", &image);
     let near = |got: [u8; 4], want: [u8; 3]| {
         (0..3).all(|c| (i32::from(got[c]) - i32::from(want[c])).abs() <= 1)
     };
@@ -425,6 +440,7 @@ fn sphere_silhouette_has_the_projected_radius_and_the_lit_side_is_brighter() {
     let camera = camera_on(center, distance);
     let size = 128;
     let image = render_meshes(&ctx, &mut renderer, &camera, size);
+    dump("sphere_lit_from_right", &image);
 
     let (mut count, mut sx, mut sy) = (0.0, 0.0, 0.0);
     let (mut left, mut right, mut nl, mut nr) = (0.0, 0.0, 0, 0);
@@ -581,6 +597,7 @@ fn four_view_puts_four_rotated_views_around_a_black_centre() {
     let canvas = OffscreenTarget::new(&ctx, 3 * s, 3 * s).expect("target");
     render_four_view(&ctx, &canvas, &mut renderer, &camera, rotation_deg).expect("four-view");
     let four = canvas.read_rgba(&ctx).expect("readback");
+    dump("four_view", &four);
 
     for y in s..2 * s {
         for x in s..2 * s {

@@ -10,7 +10,7 @@
 //!
 //! Use: [`SliceRenderer::new`] once per target format, `upload_*` when data changes,
 //! [`SliceRenderer::prepare`] each frame, then [`SliceRenderer::paint`] inside any render pass
-//! (an egui paint callback's or [`SliceRenderer::render_offscreen`]'s).
+//! (a UI paint callback's or [`SliceRenderer::render_offscreen`]'s).
 
 use nalgebra::{Matrix4, Point3, Vector3};
 use wgpu::util::DeviceExt;
