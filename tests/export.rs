@@ -1,6 +1,7 @@
 //! Write every format, read it back with independent parsing, and check what a slicer needs.
 
 use fuseprint::export::profile::{assign_extruders, PrintProfile};
+use fuseprint::export::threemf::BED_CENTRE_MM;
 use fuseprint::export::{export, ExportError, ExportFormat, ExportOptions, ExportPart};
 use fuseprint::jobs::JobContext;
 use fuseprint::meshing::{self, DecimateTarget, MeshingParams};
@@ -168,7 +169,7 @@ fn attr(e: &quick_xml::events::BytesStart, key: &str) -> Option<String> {
 }
 
 #[test]
-fn threemf_has_objects_colours_units_and_slicer_sidecars() {
+fn threemf_is_one_multi_part_object_on_the_bed_with_colours_and_slicer_settings() {
     use quick_xml::events::Event;
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("model.3mf");
@@ -179,73 +180,122 @@ fn threemf_has_objects_colours_units_and_slicer_sidecars() {
     let model = zip_text(&path, "3D/3dmodel.model");
     let mut reader = quick_xml::Reader::from_str(&model);
     let mut unit = None;
-    let mut objects: Vec<(String, String, Vec<[f32; 3]>, Vec<[u32; 3]>)> = Vec::new();
+    let mut objects = 0;
+    let mut vertices: Vec<[f32; 3]> = Vec::new();
+    // (triangle, basematerial index)
+    let mut triangles: Vec<([u32; 3], usize)> = Vec::new();
     let mut bases = Vec::new();
     let mut colours = Vec::new();
+    let mut item_transform = None;
     let mut items = 0;
-    let mut components = 0;
-    let mut description = String::new();
-    let mut in_description = false;
+    let mut metadata = std::collections::BTreeMap::new();
+    let mut current_meta: Option<String> = None;
     loop {
         match reader.read_event().expect("xml") {
             Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
                 "model" => unit = attr(&e, "unit"),
-                "object" => objects.push((
-                    attr(&e, "name").expect("name"),
-                    attr(&e, "pindex").unwrap_or_default(),
-                    vec![],
-                    vec![],
-                )),
-                "vertex" => {
-                    let v = ["x", "y", "z"]
-                        .map(|k| attr(&e, k).expect("coord").parse::<f32>().expect("float"));
-                    objects.last_mut().expect("object").2.push(v);
+                "object" => {
+                    objects += 1;
+                    assert_eq!(attr(&e, "name").as_deref(), Some("fuseprint model"));
                 }
+                "vertex" => vertices.push(
+                    ["x", "y", "z"]
+                        .map(|k| attr(&e, k).expect("coord").parse::<f32>().expect("float")),
+                ),
                 "triangle" => {
                     let t = ["v1", "v2", "v3"]
                         .map(|k| attr(&e, k).expect("index").parse::<u32>().expect("int"));
-                    objects.last_mut().expect("object").3.push(t);
+                    assert_eq!(attr(&e, "pid").as_deref(), Some("1"));
+                    let p1 = attr(&e, "p1").expect("p1").parse().expect("int");
+                    triangles.push((t, p1));
                 }
                 "base" => bases.push((
                     attr(&e, "name").expect("n"),
                     attr(&e, "displaycolor").expect("c"),
                 )),
                 "m:color" => colours.push(attr(&e, "color").expect("c")),
-                "item" => items += 1,
-                "component" => components += 1,
-                "metadata" => in_description = attr(&e, "name").as_deref() == Some("Description"),
+                "item" => {
+                    items += 1;
+                    item_transform = attr(&e, "transform");
+                }
+                "metadata" => current_meta = attr(&e, "name"),
                 _ => {}
             },
-            Event::Text(t) if in_description => description.push_str(&t.xml10_content()),
-            Event::End(_) => in_description = false,
+            Event::Text(t) => {
+                if let Some(name) = current_meta.take() {
+                    metadata.insert(name, t.xml10_content().to_string());
+                }
+            }
+            Event::End(_) => current_meta = None,
             Event::Eof => break,
             _ => {}
         }
     }
     assert_eq!(unit.as_deref(), Some("millimeter"));
+    let description = &metadata["Description"];
     assert!(
         description.contains("LPS") && description.contains("synthetic phantom"),
         "{description}"
     );
-    // One mesh object per tissue plus the assembly that groups them (the one build item).
-    assert_eq!(objects.len(), parts.len() + 1);
-    assert_eq!(objects.last().map(|o| o.2.len()), Some(0));
-    objects.pop();
-    assert_eq!(items, 1);
-    assert_eq!(components, parts.len());
+    assert_eq!(metadata["slic3rpe:Version3mf"], "1");
+    // One object, one build item; its translation is the recorded LPS → print transform.
+    assert_eq!((objects, items), (1, 1));
+    let t: Vec<f64> = item_transform
+        .expect("transform")
+        .split_whitespace()
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    assert_eq!(&t[..9], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    let m: Vec<f64> = metadata["fuseprint:print_from_lps"]
+        .split_whitespace()
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    for d in 0..3 {
+        assert!((m[4 * d + 3] - t[9 + d]).abs() < 1e-3, "{m:?} vs {t:?}");
+    }
+    // Placed: lowest point on the bed, footprint centred on the bed centre.
+    let placed: Vec<[f64; 3]> = vertices
+        .iter()
+        .map(|v| [0, 1, 2].map(|d| f64::from(v[d]) + t[9 + d]))
+        .collect();
+    let lo = [0, 1, 2].map(|d| placed.iter().map(|p| p[d]).fold(f64::INFINITY, f64::min));
+    let hi = [0, 1, 2].map(|d| {
+        placed
+            .iter()
+            .map(|p| p[d])
+            .fold(f64::NEG_INFINITY, f64::max)
+    });
+    assert!(lo[2].abs() < 1e-3, "lowest point at z = {}", lo[2]);
+    for d in 0..2 {
+        let centre = 0.5 * (lo[d] + hi[d]);
+        assert!((centre - BED_CENTRE_MM[d]).abs() < 1e-3, "{centre}");
+    }
+    // Each tissue is the triangle range of its volume, closed, with its own colour.
     assert_eq!(bases.len(), parts.len());
     assert_eq!(colours.len(), parts.len());
-    for (i, (name, pindex, v, t)) in objects.iter().enumerate() {
-        assert_eq!(name, &parts[i].name, "names survive escaping");
-        assert_eq!(pindex.parse::<usize>().expect("int"), i);
-        let m = TriMesh::new(v.clone(), t.clone());
-        assert!(closed(&m), "{name} not watertight after read-back");
-        let rel = m.signed_volume_mm3() / parts[i].mesh.signed_volume_mm3() - 1.0;
-        assert!(rel.abs() < 1e-4, "{name}: {rel}");
-        let [r, g, b, a] = parts[i].profile.color.0;
+    let mut first = 0;
+    let mut vertex_base = 0u32;
+    for (i, p) in parts.iter().enumerate() {
+        let range = &triangles[first..first + p.mesh.face_count()];
+        assert!(range.iter().all(|(_, m)| *m == i), "{}: material", p.name);
+        let tris: Vec<[u32; 3]> = range
+            .iter()
+            .map(|(t, _)| t.map(|v| v - vertex_base))
+            .collect();
+        let verts =
+            vertices[vertex_base as usize..vertex_base as usize + p.mesh.vertex_count()].to_vec();
+        let m = TriMesh::new(verts, tris);
+        assert!(closed(&m), "{} not watertight after read-back", p.name);
+        let rel = m.signed_volume_mm3() / p.mesh.signed_volume_mm3() - 1.0;
+        assert!(rel.abs() < 1e-4, "{}: {rel}", p.name);
+        let [r, g, b, a] = p.profile.color.0;
         assert_eq!(colours[i], format!("#{r:02X}{g:02X}{b:02X}{a:02X}"));
         assert_eq!(bases[i].1, colours[i]);
+        assert!(bases[i].0.contains(&p.name), "names survive escaping");
+        first += p.mesh.face_count();
+        vertex_base += p.mesh.vertex_count() as u32;
     }
+    assert_eq!(first, triangles.len());
     // Clinical colours: vertebra white, aorta blue, tumour pink.
     assert_eq!(colours[0], "#FFFFFFFF");
     assert_eq!(colours[1], "#1E5AFFFF");
@@ -254,26 +304,27 @@ fn threemf_has_objects_colours_units_and_slicer_sidecars() {
     let bambu = zip_text(&path, "Metadata/model_settings.config");
     let mut first = 0;
     for (i, p) in parts.iter().enumerate() {
-        let fill = format!(
-            r#"key="fill_density" value="{}%""#,
-            p.profile.infill_percent
-        );
+        let fill = format!(r#"key="fill_density" value="{}""#, p.profile.infill_text());
         assert_eq!(prusa.matches(&fill).count(), parts.len(), "{prusa}");
-        // Volumes cover consecutive triangle ranges of the assembly, in part order.
+        // Volumes cover consecutive triangle ranges of the one object, in part order.
         let last = first + p.mesh.face_count() - 1;
-        assert!(
-            prusa.contains(&format!(r#"firstid="{first}" lastid="{last}""#)),
-            "{prusa}"
-        );
+        let range = format!(r#"firstid="{first}" lastid="{last}""#);
+        assert!(prusa.contains(&range), "{prusa}");
+        assert!(bambu.contains(&range), "{bambu}");
         first = last + 1;
         assert!(bambu.contains(&format!(
-            r#"key="sparse_infill_density" value="{}%""#,
-            p.profile.infill_percent
+            r#"key="sparse_infill_density" value="{}""#,
+            p.profile.infill_text()
         )));
         assert!(
             bambu.contains(&format!(r#"key="extruder" value="{}""#, p.profile.extruder)),
             "part {i}"
         );
+        let name = format!(
+            r#"key="name" value="{}""#,
+            quick_xml::escape::escape(&p.name)
+        );
+        assert!(prusa.contains(&name) && bambu.contains(&name), "{name}");
     }
     assert_eq!(
         parts.iter().map(|p| p.profile.extruder).collect::<Vec<_>>(),

@@ -432,3 +432,54 @@ fn totalsegmentator_labels_give_watertight_parts() {
         }
     }
 }
+
+/// Every label map shipped with TotalSegmentator's tests (multi-label maps, per-class masks,
+/// vessel and tissue masks), as `fuseprint mesh --labels --smooth` meshes them: each exported
+/// part must be closed and manifold (no edge with more than two faces, no pinched vertex).
+#[test]
+fn every_totalsegmentator_part_is_watertight_and_manifold() {
+    let Some(data) = shared_data() else { return };
+    let mut files = Vec::new();
+    let mut dirs = vec![data.join("totalsegmentator")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("lists the folder") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if path.is_dir() {
+                dirs.push(path);
+            } else if name.ends_with(".nii.gz")
+                && !["example_ct", "example_mr", "ct_cropped", "atlas"]
+                    .iter()
+                    .any(|image| name.contains(image))
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 100, "{} label maps", files.len());
+    let params = MeshingParams::default();
+    let (mut parts_checked, mut failures) = (0, Vec::new());
+    for path in &files {
+        let (map, ()) = fuseprint::io::labels::load_label_map::<()>(path, &JobContext::detached())
+            .expect("label map loads");
+        if map.values_present().is_empty() {
+            continue;
+        }
+        let parts =
+            meshing::label_surfaces(&map, None, &params, &JobContext::detached()).expect("mesh");
+        for p in &parts {
+            let c = check(&p.mesh);
+            parts_checked += 1;
+            if !(c.watertight && c.manifold) {
+                failures.push(format!("{} label {}: {c:?}", path.display(), p.label));
+            }
+        }
+    }
+    eprintln!(
+        "{parts_checked} parts from {} label maps checked",
+        files.len()
+    );
+    assert!(parts_checked > 150, "{parts_checked} parts");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

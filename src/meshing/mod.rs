@@ -151,6 +151,7 @@ fn postprocess(
         repair::fill_holes(&mut mesh);
     }
     repair::orient_outward(&mut mesh);
+    repair::split_non_manifold(&mut mesh);
     mesh.compute_normals();
     Ok(mesh)
 }

@@ -2,6 +2,7 @@
 //! islands, and a report of boundary / non-manifold edges and self-intersections.
 
 use crate::volume::TriMesh;
+use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -14,6 +15,9 @@ pub struct MeshCheck {
     pub boundary_edges: usize,
     /// Edges used by more than two faces, or twice in the same direction.
     pub non_manifold_edges: usize,
+    /// Vertices where sheets touch at a point (more than one fan of faces).
+    #[serde(default)]
+    pub non_manifold_vertices: usize,
     pub components: usize,
     pub self_intersecting_pairs: usize,
     pub watertight: bool,
@@ -51,15 +55,17 @@ pub fn check(mesh: &TriMesh) -> MeshCheck {
     }
     let components = face_components(mesh).1;
     let self_intersecting_pairs = self_intersections(mesh, 100_000);
+    let non_manifold_vertices = non_manifold_vertices(mesh);
     MeshCheck {
         faces: mesh.indices.len(),
         vertices: mesh.positions_world_mm.len(),
         boundary_edges: boundary,
         non_manifold_edges: non_manifold,
+        non_manifold_vertices,
         components,
         self_intersecting_pairs,
         watertight: boundary == 0 && non_manifold == 0 && !mesh.indices.is_empty(),
-        manifold: non_manifold == 0,
+        manifold: non_manifold == 0 && non_manifold_vertices == 0,
     }
 }
 
@@ -365,4 +371,396 @@ fn seg_tri(p: [f64; 3], q: [f64; 3], t: [[f64; 3]; 3]) -> bool {
 pub fn triangles_intersect(a: [[f64; 3]; 3], b: [[f64; 3]; 3]) -> bool {
     (0..3).any(|k| seg_tri(a[k], a[(k + 1) % 3], b))
         || (0..3).any(|k| seg_tri(b[k], b[(k + 1) % 3], a))
+}
+
+/// Splits non-manifold edges and vertices so every edge has exactly two faces and every
+/// vertex one fan; returns the number of vertex copies added.
+///
+/// Where voxels of a part touch only along an edge or at a corner (diagonal contacts), four
+/// faces share an edge or two fans share a vertex. Around such an edge the faces are paired
+/// by angle so each pair encloses solid (the part's own wedge), then each vertex gets one copy
+/// per fan. Copies move a tenth of the way into their own fan, so readers that weld by
+/// position (STL, slicers) keep the sheets apart. Call it on an outward-oriented mesh.
+pub fn split_non_manifold(mesh: &mut TriMesh) -> usize {
+    let n = mesh.indices.len();
+    if n == 0 {
+        return 0;
+    }
+    let mut parent = corner_classes(mesh, true);
+    // One vertex per corner class; the first class met at a vertex keeps its id.
+    let vertex_count = mesh.positions_world_mm.len();
+    let mut owner: Vec<u32> = vec![u32::MAX; vertex_count];
+    let mut copy_of_root: HashMap<u32, u32> = HashMap::new();
+    let mut origin: Vec<u32> = Vec::new();
+    for f in 0..n {
+        for k in 0..3 {
+            let v = mesh.indices[f][k];
+            let root = find(&mut parent, (f * 3 + k) as u32);
+            let id = if owner[v as usize] == u32::MAX {
+                owner[v as usize] = root;
+                v
+            } else if owner[v as usize] == root {
+                v
+            } else {
+                *copy_of_root.entry(root).or_insert_with(|| {
+                    origin.push(v);
+                    mesh.positions_world_mm
+                        .push(mesh.positions_world_mm[v as usize]);
+                    mesh.positions_world_mm.len() as u32 - 1
+                })
+            };
+            mesh.indices[f][k] = id;
+        }
+    }
+    let added = origin.len();
+    if added == 0 {
+        return 0;
+    }
+    // Every copy of a split vertex (the original included) moves into its own fan.
+    let mut split = vec![false; mesh.positions_world_mm.len()];
+    for &o in &origin {
+        split[o as usize] = true;
+    }
+    split[vertex_count..].iter_mut().for_each(|s| *s = true);
+    let mut sum = vec![[0.0f64; 4]; mesh.positions_world_mm.len()];
+    for t in &mesh.indices {
+        for k in 0..3 {
+            let v = t[k] as usize;
+            if !split[v] {
+                continue;
+            }
+            for m in [t[(k + 1) % 3], t[(k + 2) % 3]] {
+                let q = mesh.positions_world_mm[m as usize];
+                for d in 0..3 {
+                    sum[v][d] += f64::from(q[d]);
+                }
+                sum[v][3] += 1.0;
+            }
+        }
+    }
+    for (v, s) in sum.iter().enumerate() {
+        if split[v] && s[3] > 0.0 {
+            let p = &mut mesh.positions_world_mm[v];
+            for d in 0..3 {
+                let c = s[d] / s[3];
+                p[d] += (0.1 * (c - f64::from(p[d]))) as f32;
+            }
+        }
+    }
+    mesh.normals.clear();
+    added
+}
+
+fn find(p: &mut [u32], mut x: u32) -> u32 {
+    while p[x as usize] != x {
+        p[x as usize] = p[p[x as usize] as usize];
+        x = p[x as usize];
+    }
+    x
+}
+
+/// Union-find over face corners (`3 * face + k`): corners at one vertex are joined across
+/// every manifold edge, and across non-manifold edges by angular pairing when `pair_wedges`.
+/// Each class is one fan, i.e. one vertex of a manifold mesh.
+fn corner_classes(mesh: &TriMesh, pair_wedges: bool) -> Vec<u32> {
+    let n = mesh.indices.len();
+    // (edge key, face, runs lo→hi) sorted by key: the faces around each edge.
+    let mut edges: Vec<(u64, u32, bool)> = Vec::with_capacity(3 * n);
+    for (f, t) in mesh.indices.iter().enumerate() {
+        for k in 0..3 {
+            let (a, b) = (t[k], t[(k + 1) % 3]);
+            let key = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
+            edges.push((key, f as u32, a < b));
+        }
+    }
+    edges.par_sort_unstable_by_key(|e| (e.0, e.1));
+    let mut parent: Vec<u32> = (0..3 * n as u32).collect();
+    let corner = |f: u32, v: u32| -> u32 {
+        let t = mesh.indices[f as usize];
+        let k = if t[0] == v {
+            0
+        } else if t[1] == v {
+            1
+        } else {
+            2
+        };
+        f * 3 + k
+    };
+    let join = |parent: &mut Vec<u32>, f: u32, g: u32, a: u32, b: u32| {
+        for v in [a, b] {
+            let (rx, ry) = (find(parent, corner(f, v)), find(parent, corner(g, v)));
+            if rx != ry {
+                parent[rx as usize] = ry;
+            }
+        }
+    };
+    // Manifold edges first, so the fans they make are known when the others are paired.
+    let mut crowded: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    while start < edges.len() {
+        let mut end = start + 1;
+        while end < edges.len() && edges[end].0 == edges[start].0 {
+            end += 1;
+        }
+        let group = &edges[start..end];
+        let (a, b) = ((group[0].0 >> 32) as u32, group[0].0 as u32);
+        if group.len() == 2 && group[0].2 != group[1].2 {
+            join(&mut parent, group[0].1, group[1].1, a, b);
+        } else if pair_wedges && group.len() >= 4 && group.len() % 2 == 0 {
+            crowded.push(start..end);
+        }
+        start = end;
+    }
+    for range in crowded {
+        let group = &edges[range];
+        let (a, b) = ((group[0].0 >> 32) as u32, group[0].0 as u32);
+        // Faces already in one fan at an end of the edge are two ends of one sheet around
+        // that vertex: pairing them closes the sheet there (and splits the vertex from the
+        // other sheet). Otherwise pair by angle.
+        let by_fan = [b, a].into_iter().find_map(|v| {
+            let roots: Vec<(u32, u32, bool)> = group
+                .iter()
+                .map(|&(_, f, fwd)| (find(&mut parent, corner(f, v)), f, fwd))
+                .collect();
+            pair_within_classes(&roots)
+        });
+        let pairs = by_fan.unwrap_or_else(|| pair_faces_around_edge(mesh, a, b, group));
+        for (f, g) in pairs {
+            join(&mut parent, f, g, a, b);
+        }
+    }
+    parent
+}
+
+/// Pairs faces (root, face, runs lo→hi) that share a root, one of each direction; `None`
+/// unless every face gets a partner and the classes are not all one.
+fn pair_within_classes(roots: &[(u32, u32, bool)]) -> Option<Vec<(u32, u32)>> {
+    let first_root = roots.first()?.0;
+    if roots.iter().all(|r| r.0 == first_root) {
+        return None;
+    }
+    let mut pairs = Vec::new();
+    let mut used = vec![false; roots.len()];
+    for i in 0..roots.len() {
+        if used[i] {
+            continue;
+        }
+        let j = (i + 1..roots.len())
+            .find(|&j| !used[j] && roots[j].0 == roots[i].0 && roots[j].2 != roots[i].2)?;
+        used[i] = true;
+        used[j] = true;
+        pairs.push((roots[i].1, roots[j].1));
+    }
+    Some(pairs)
+}
+
+/// Vertices whose faces form more than one fan (sheets touching at a point).
+pub fn non_manifold_vertices(mesh: &TriMesh) -> usize {
+    let mut parent = corner_classes(mesh, false);
+    let mut owner: Vec<u32> = vec![u32::MAX; mesh.positions_world_mm.len()];
+    let mut pinched = vec![false; mesh.positions_world_mm.len()];
+    for f in 0..mesh.indices.len() {
+        for k in 0..3 {
+            let v = mesh.indices[f][k] as usize;
+            let root = find(&mut parent, (f * 3 + k) as u32);
+            if owner[v] == u32::MAX {
+                owner[v] = root;
+            } else if owner[v] != root {
+                pinched[v] = true;
+            }
+        }
+    }
+    pinched.iter().filter(|&&p| p).count()
+}
+
+/// Pairs the faces around edge a–b so each pair bounds one solid wedge; empty when the faces
+/// do not alternate in orientation (then the edge is left as it is).
+fn pair_faces_around_edge(
+    mesh: &TriMesh,
+    a: u32,
+    b: u32,
+    group: &[(u64, u32, bool)],
+) -> Vec<(u32, u32)> {
+    use crate::volume::mesh::{cross, dot, norm, sub};
+    let pa = mesh.positions_world_mm[a as usize].map(f64::from);
+    let pb = mesh.positions_world_mm[b as usize].map(f64::from);
+    let axis = sub(pb, pa);
+    let len = norm(axis);
+    if len == 0.0 {
+        return Vec::new();
+    }
+    let d = axis.map(|x| x / len);
+    // Any unit vector perpendicular to d, and the third axis of a right-handed frame.
+    let helper = if d[0].abs() < 0.9 {
+        [1.0, 0.0, 0.0]
+    } else {
+        [0.0, 1.0, 0.0]
+    };
+    let e1 = {
+        let c = cross(d, helper);
+        let l = norm(c);
+        c.map(|x| x / l)
+    };
+    let e2 = cross(d, e1);
+    // (angle, face, normal points towards increasing angle)
+    let mut around: Vec<(f64, u32, bool)> = group
+        .iter()
+        .map(|&(_, f, _)| {
+            let t = mesh.indices[f as usize];
+            let c = t.iter().copied().find(|&v| v != a && v != b).unwrap_or(a);
+            let pc = mesh.positions_world_mm[c as usize].map(f64::from);
+            let r = sub(pc, pa);
+            let along = dot(r, d);
+            let r = [0, 1, 2].map(|i| r[i] - along * d[i]);
+            let angle = dot(r, e2).atan2(dot(r, e1));
+            let tangent = cross(d, r);
+            let normal = mesh.face_normal_scaled(f as usize);
+            (angle, f, dot(normal, tangent) > 0.0)
+        })
+        .collect();
+    around.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let m = around.len();
+    // A face whose normal points back (towards smaller angles) opens a wedge of solid that the
+    // next face in angular order closes.
+    if let Some(first) = (0..m).find(|&i| !around[i].2 && around[(i + 1) % m].2) {
+        let wedges: Option<Vec<(u32, u32)>> = (0..m / 2)
+            .map(|p| {
+                let i = (first + 2 * p) % m;
+                let j = (i + 1) % m;
+                (!around[i].2 && around[j].2).then_some((around[i].1, around[j].1))
+            })
+            .collect();
+        if let Some(pairs) = wedges {
+            return pairs;
+        }
+    }
+    // Smoothing can fold the sheets near the edge so the angles no longer alternate. Any
+    // pairing of a face running a→b with one running b→a still makes the edge manifold: pair
+    // each face with the next unpaired face of the other direction, in angular order.
+    let direction = |f: u32| {
+        group
+            .iter()
+            .find(|g| g.1 == f)
+            .map(|g| g.2)
+            .unwrap_or(false)
+    };
+    let order: Vec<(u32, bool)> = around.iter().map(|x| (x.1, direction(x.1))).collect();
+    let mut used = vec![false; m];
+    let mut pairs = Vec::with_capacity(m / 2);
+    for i in 0..m {
+        if used[i] {
+            continue;
+        }
+        let Some(j) = (1..m)
+            .map(|s| (i + s) % m)
+            .find(|&j| !used[j] && order[j].1 != order[i].1)
+        else {
+            return Vec::new();
+        };
+        used[i] = true;
+        used[j] = true;
+        pairs.push((order[i].0, order[j].0));
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The boundary of a union of unit voxels at integer corners, sharing vertices by
+    /// position, outward (faces between two voxels are dropped).
+    fn cubes(corners: &[[i32; 3]]) -> TriMesh {
+        let mut ids: HashMap<[i32; 3], u32> = HashMap::new();
+        let mut positions = Vec::new();
+        let mut quads: Vec<[u32; 4]> = Vec::new();
+        // Each face as 4 corner offsets, counter-clockwise seen from outside.
+        const FACES: [[[i32; 3]; 4]; 6] = [
+            [[0, 0, 0], [0, 1, 0], [1, 1, 0], [1, 0, 0]],
+            [[0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]],
+            [[0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]],
+            [[0, 1, 0], [0, 1, 1], [1, 1, 1], [1, 1, 0]],
+            [[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0]],
+            [[1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 0, 1]],
+        ];
+        for c in corners {
+            for face in FACES {
+                let q = face.map(|o| {
+                    let p = [c[0] + o[0], c[1] + o[1], c[2] + o[2]];
+                    *ids.entry(p).or_insert_with(|| {
+                        positions.push(p.map(|x| x as f32));
+                        positions.len() as u32 - 1
+                    })
+                });
+                quads.push(q);
+            }
+        }
+        let key = |q: &[u32; 4]| {
+            let mut k = *q;
+            k.sort_unstable();
+            k
+        };
+        let mut count: HashMap<[u32; 4], usize> = HashMap::new();
+        for q in &quads {
+            *count.entry(key(q)).or_default() += 1;
+        }
+        let indices = quads
+            .iter()
+            .filter(|q| count[&key(q)] == 1)
+            .flat_map(|q| [[q[0], q[1], q[2]], [q[0], q[2], q[3]]])
+            .collect();
+        TriMesh::new(positions, indices)
+    }
+
+    #[test]
+    fn a_single_cube_is_closed_and_manifold() {
+        let mut m = cubes(&[[0, 0, 0]]);
+        let c = check(&m);
+        assert!(c.watertight && c.manifold, "{c:?}");
+        assert!((m.signed_volume_mm3() - 1.0).abs() < 1e-9);
+        assert_eq!(split_non_manifold(&mut m), 0);
+    }
+
+    #[test]
+    fn cubes_touching_along_an_edge_split_into_two_closed_sheets() {
+        let mut m = cubes(&[[0, 0, 0], [1, 1, 0]]);
+        let before = check(&m);
+        assert_eq!(before.non_manifold_edges, 1, "{before:?}");
+        assert!(!before.manifold);
+        // The two ends of the shared edge get a second copy each.
+        assert_eq!(split_non_manifold(&mut m), 2);
+        let after = check(&m);
+        assert!(after.watertight && after.manifold, "{after:?}");
+        assert_eq!(after.components, 2);
+        // Only the four copies at the contact move, a tenth of the way to their ring's
+        // centroid; on 1 mm cubes that shaves a sliver off each cube's edge.
+        let v = m.signed_volume_mm3();
+        assert!((v - 2.0).abs() < 0.2, "volume {v}");
+    }
+
+    #[test]
+    fn cubes_touching_at_a_corner_split_the_vertex() {
+        let mut m = cubes(&[[0, 0, 0], [1, 1, 1]]);
+        let before = check(&m);
+        assert_eq!(
+            (before.non_manifold_edges, before.non_manifold_vertices),
+            (0, 1)
+        );
+        assert!(!before.manifold);
+        assert_eq!(split_non_manifold(&mut m), 1);
+        let after = check(&m);
+        assert!(after.watertight && after.manifold, "{after:?}");
+    }
+
+    #[test]
+    fn diagonal_voxels_of_a_checkerboard_column_stay_closed() {
+        // Four cubes meeting around one vertical line, two by two diagonally, stacked twice:
+        // edges with four faces all along the line.
+        let mut m = cubes(&[[0, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1]]);
+        assert!(check(&m).non_manifold_edges >= 2);
+        split_non_manifold(&mut m);
+        let after = check(&m);
+        assert!(after.watertight && after.manifold, "{after:?}");
+        assert_eq!(after.components, 2);
+    }
 }

@@ -111,8 +111,22 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
             let mut pos = Vec::new();
             for cjp in 0..cy {
                 let cj = cjp as isize - 1;
-                for cip in 0..cx {
+                let interior_row =
+                    cj >= 0 && ck >= 0 && (cj as usize) + 1 < ny && (ck as usize) + 1 < nz;
+                let mut cip = 0;
+                while cip < cx {
+                    // Skip runs of cells whose eight corners all hold one label: most of a
+                    // label map is the inside of one structure or background.
+                    if interior_row && cip >= 1 && cip + SKIP_RUN < cx - 1 {
+                        let o = (cip - 1) + nx * (cj as usize + ny * ck as usize);
+                        if corners_uniform(grid.labels, o, nx, nx * ny) {
+                            cip += SKIP_RUN;
+                            continue;
+                        }
+                    }
                     let ci = cip as isize - 1;
+                    cip += 1;
+                    let cip = cip - 1;
                     let interior = ci >= 0
                         && cj >= 0
                         && ck >= 0
@@ -191,6 +205,110 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
     ctx.set_stage("Surface nets: faces");
     // Pass 2: quads. Task t handles x/y pairs in voxel plane k = t-1 and z pairs (k, k+1);
     // those use cell layers t-1 and t (padded numbering).
+    let net_quads = |t: usize, below: &[u32], here: &[u32]| -> Result<Vec<NetQuad>, MeshingError> {
+        let k = t as isize - 1;
+        // Cell id at voxel-corner coordinates (ci, cj) in cell layer ck ∈ {k-1, k}.
+        let id = |ci: isize, cj: isize, ck: isize| -> u32 {
+            let layer = if ck == k { here } else { below };
+            layer[(ci + 1) as usize + cx * (cj + 1) as usize]
+        };
+        let mut quads = Vec::new();
+        let mut push = |v: [u32; 4], a: u16, b: u16, voxel: [isize; 3], axis: u8| {
+            if v.iter().all(|&x| x != NONE) {
+                quads.push(NetQuad {
+                    v,
+                    a,
+                    b,
+                    voxel: voxel.map(|x| x as i32),
+                    axis,
+                });
+            }
+        };
+        for j in -1..ny as isize {
+            let interior_row = j >= 0 && k >= 0 && (j as usize) + 1 < ny && (k as usize) + 1 < nz;
+            let mut i = -1isize;
+            while i < nx as isize {
+                if interior_row && i >= 0 && (i as usize) + SKIP_RUN < nx - 1 {
+                    let o = i as usize + nx * (j as usize + ny * k as usize);
+                    if faces_uniform(grid.labels, o, nx, nx * ny) {
+                        i += SKIP_RUN as isize;
+                        continue;
+                    }
+                }
+                let here_label = grid.at(i, j, k);
+                i += 1;
+                let i = i - 1;
+                if i >= 0
+                    && j >= 0
+                    && k >= 0
+                    && (i as usize) + 1 < nx
+                    && (j as usize) + 1 < ny
+                    && (k as usize) + 1 < nz
+                {
+                    let o = i as usize + nx * (j as usize + ny * k as usize);
+                    let d = grid.labels;
+                    if d[o + 1] == here_label
+                        && d[o + nx] == here_label
+                        && d[o + nx * ny] == here_label
+                    {
+                        continue;
+                    }
+                }
+                if k >= 0 && j >= 0 {
+                    let right = grid.at(i + 1, j, k);
+                    if right != here_label {
+                        push(
+                            [
+                                id(i, j - 1, k - 1),
+                                id(i, j, k - 1),
+                                id(i, j, k),
+                                id(i, j - 1, k),
+                            ],
+                            here_label,
+                            right,
+                            [i, j, k],
+                            0,
+                        );
+                    }
+                }
+                if k >= 0 && i >= 0 {
+                    let up = grid.at(i, j + 1, k);
+                    if up != here_label {
+                        push(
+                            [
+                                id(i - 1, j, k - 1),
+                                id(i - 1, j, k),
+                                id(i, j, k),
+                                id(i, j, k - 1),
+                            ],
+                            here_label,
+                            up,
+                            [i, j, k],
+                            1,
+                        );
+                    }
+                }
+                if i >= 0 && j >= 0 {
+                    let next = grid.at(i, j, k + 1);
+                    if next != here_label {
+                        push(
+                            [
+                                id(i - 1, j - 1, k),
+                                id(i, j - 1, k),
+                                id(i, j, k),
+                                id(i - 1, j, k),
+                            ],
+                            here_label,
+                            next,
+                            [i, j, k],
+                            2,
+                        );
+                    }
+                }
+            }
+        }
+        Ok(quads)
+    };
     let quad_lists: Vec<Vec<NetQuad>> = (0..nz + 1)
         .into_par_iter()
         .map_init(
@@ -199,98 +317,14 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
                 if t % 16 == 0 {
                     ctx.check_cancelled()?;
                 }
-                fill_ids(below, t.checked_sub(1).map(|l| (&layers[l].0, offsets[l])));
-                fill_ids(here, Some((&layers[t].0, offsets[t])));
-                let k = t as isize - 1;
-                // Cell id at voxel-corner coordinates (ci, cj) in cell layer ck ∈ {k-1, k}.
-                let id = |ci: isize, cj: isize, ck: isize| -> u32 {
-                    let layer = if ck == k { &*here } else { &*below };
-                    layer[(ci + 1) as usize + cx * (cj + 1) as usize]
-                };
-                let mut quads = Vec::new();
-                let mut push = |v: [u32; 4], a: u16, b: u16, voxel: [isize; 3], axis: u8| {
-                    if v.iter().all(|&x| x != NONE) {
-                        quads.push(NetQuad {
-                            v,
-                            a,
-                            b,
-                            voxel: voxel.map(|x| x as i32),
-                            axis,
-                        });
-                    }
-                };
-                for j in -1..ny as isize {
-                    for i in -1..nx as isize {
-                        let here_label = grid.at(i, j, k);
-                        if i >= 0
-                            && j >= 0
-                            && k >= 0
-                            && (i as usize) + 1 < nx
-                            && (j as usize) + 1 < ny
-                            && (k as usize) + 1 < nz
-                        {
-                            let o = i as usize + nx * (j as usize + ny * k as usize);
-                            let d = grid.labels;
-                            if d[o + 1] == here_label
-                                && d[o + nx] == here_label
-                                && d[o + nx * ny] == here_label
-                            {
-                                continue;
-                            }
-                        }
-                        if k >= 0 && j >= 0 {
-                            let right = grid.at(i + 1, j, k);
-                            if right != here_label {
-                                push(
-                                    [
-                                        id(i, j - 1, k - 1),
-                                        id(i, j, k - 1),
-                                        id(i, j, k),
-                                        id(i, j - 1, k),
-                                    ],
-                                    here_label,
-                                    right,
-                                    [i, j, k],
-                                    0,
-                                );
-                            }
-                        }
-                        if k >= 0 && i >= 0 {
-                            let up = grid.at(i, j + 1, k);
-                            if up != here_label {
-                                push(
-                                    [
-                                        id(i - 1, j, k - 1),
-                                        id(i - 1, j, k),
-                                        id(i, j, k),
-                                        id(i, j, k - 1),
-                                    ],
-                                    here_label,
-                                    up,
-                                    [i, j, k],
-                                    1,
-                                );
-                            }
-                        }
-                        if i >= 0 && j >= 0 {
-                            let next = grid.at(i, j, k + 1);
-                            if next != here_label {
-                                push(
-                                    [
-                                        id(i - 1, j - 1, k),
-                                        id(i, j - 1, k),
-                                        id(i, j, k),
-                                        id(i - 1, j, k),
-                                    ],
-                                    here_label,
-                                    next,
-                                    [i, j, k],
-                                    2,
-                                );
-                            }
-                        }
-                    }
-                }
+                let below_layer = t.checked_sub(1).map(|l| (&layers[l].0, offsets[l]));
+                let here_layer = Some((&layers[t].0, offsets[t]));
+                fill_ids(below, below_layer);
+                fill_ids(here, here_layer);
+                let quads = net_quads(t, below, here)?;
+                // Reset only the entries set, not whole planes.
+                clear_ids(below, below_layer);
+                clear_ids(here, here_layer);
                 Ok(quads)
             },
         )
@@ -319,8 +353,56 @@ pub fn surface_net(labels: &Volume<u16>, ctx: &JobContext) -> Result<SurfaceNet,
     })
 }
 
+/// Cells per skipped run; uniformity is checked over `SKIP_RUN + 1` voxels along x.
+const SKIP_RUN: usize = 32;
+
+/// Whether the `SKIP_RUN` cells starting at voxel `o` (their lowest corners) see one label at
+/// all eight corners. Written branch-free so it vectorises.
+#[inline]
+fn corners_uniform(d: &[u16], o: usize, sx: usize, sy: usize) -> bool {
+    let v = d[o];
+    let n = SKIP_RUN + 1;
+    let (r0, r1, r2, r3) = (
+        &d[o..o + n],
+        &d[o + sx..o + sx + n],
+        &d[o + sy..o + sy + n],
+        &d[o + sy + sx..o + sy + sx + n],
+    );
+    let mut diff = 0u16;
+    for i in 0..n {
+        diff |= (r0[i] ^ v) | (r1[i] ^ v) | (r2[i] ^ v) | (r3[i] ^ v);
+    }
+    diff == 0
+}
+
+/// Whether none of the `SKIP_RUN` voxels starting at `o` differs from its +x, +y or +z
+/// neighbour (so none of them has a face on the net).
+#[inline]
+fn faces_uniform(d: &[u16], o: usize, sx: usize, sy: usize) -> bool {
+    let n = SKIP_RUN;
+    let (r, rx, ry, rz) = (
+        &d[o..o + n],
+        &d[o + 1..o + 1 + n],
+        &d[o + sx..o + sx + n],
+        &d[o + sy..o + sy + n],
+    );
+    let mut diff = 0u16;
+    for i in 0..n {
+        diff |= (r[i] ^ rx[i]) | (r[i] ^ ry[i]) | (r[i] ^ rz[i]);
+    }
+    diff == 0
+}
+
+fn clear_ids(dense: &mut [u32], layer: Option<(&Vec<u32>, u32)>) {
+    if let Some((cells, _)) = layer {
+        for &c in cells {
+            dense[c as usize] = NONE;
+        }
+    }
+}
+
+/// Sets the net vertex id of each active cell of a layer (the rest must already be NONE).
 fn fill_ids(dense: &mut [u32], layer: Option<(&Vec<u32>, u32)>) {
-    dense.iter_mut().for_each(|v| *v = NONE);
     if let Some((cells, offset)) = layer {
         for (n, &c) in cells.iter().enumerate() {
             dense[c as usize] = offset + n as u32;
