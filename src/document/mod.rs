@@ -3,8 +3,10 @@
 //! No egui, no wgpu, no files: the whole window's behaviour can be driven and checked here with
 //! `Command`s alone. `ui` reads a `&Document` and returns `Command`s; `app` applies them.
 
+pub mod autosave;
 pub mod command;
 pub mod display;
+pub mod project;
 pub mod slice;
 
 pub use command::Command;
