@@ -869,9 +869,10 @@ impl Project {
                     part: m.name.clone(),
                     material: p.material.clone(),
                     color: p.color,
-                    infill_percent: p.infill_percent,
-                    wall_count: p.wall_count,
-                    extruder: p.extruder,
+                    // `as`: the profile's field types differ between branches being unified.
+                    infill_percent: p.infill_percent as f32,
+                    wall_count: p.wall_count as u32,
+                    extruder: p.extruder as u32,
                 })
             })
             .collect();
@@ -887,9 +888,10 @@ impl Project {
                             .unwrap_or_else(|| format!("Label {value}")),
                         material: p.material.clone(),
                         color: p.color,
-                        infill_percent: p.infill_percent,
-                        wall_count: p.wall_count,
-                        extruder: p.extruder,
+                        // `as`: the profile's field types differ between branches being unified.
+                        infill_percent: p.infill_percent as f32,
+                        wall_count: p.wall_count as u32,
+                        extruder: p.extruder as u32,
                     });
                 }
             }

@@ -99,9 +99,9 @@ pub struct ProfileRow {
     pub part: String,
     pub material: String,
     pub color: Rgba,
-    pub infill_percent: u8,
-    pub wall_count: u8,
-    pub extruder: u8,
+    pub infill_percent: f32,
+    pub wall_count: u32,
+    pub extruder: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -479,7 +479,7 @@ pub fn render_html(r: &PlanningReport) -> String {
         h.push_str("<table><tr><th>Part</th><th>Colour</th><th>Material</th><th class=\"num\">Infill</th><th class=\"num\">Walls</th><th class=\"num\">Extruder</th></tr>\n");
         for p in &r.profiles {
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{}{}</td><td>{}</td><td class=\"num\">{}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}{}</td><td>{}</td><td class=\"num\">{:.0}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
                 esc(&p.part),
                 swatch(p.color),
                 css_color(p.color),
