@@ -413,6 +413,10 @@ pub struct BenchPreprocessArgs {
     /// Only these methods (default: all).
     #[arg(long)]
     pub methods: Vec<String>,
+    /// Also write clean.nii.gz, noisy.nii.gz and body.nii.gz (1 inside the body) into this folder,
+    /// so peers (scripts/bench_preprocess_peers.py) run on the very same input.
+    #[arg(long)]
+    pub dump: Option<std::path::PathBuf>,
 }
 
 /// Times each denoiser on a noisy CT phantom and reports error inside the body vs the clean image.
@@ -427,6 +431,21 @@ pub fn bench(args: BenchPreprocessArgs) -> anyhow::Result<()> {
     let range = 2000.0;
     let ctx = JobContext::detached();
     let edge_clean = body_edge_mm(&ph.clean);
+    if let Some(dir) = &args.dump {
+        std::fs::create_dir_all(dir)?;
+        let body_mask = crate::volume::Volume::new(
+            ph.clean.geometry().clone(),
+            ph.body.iter().map(|&b| f32::from(u8::from(b))).collect(),
+        )?;
+        for (name, vol) in [
+            ("clean", &ph.clean),
+            ("noisy", &noisy),
+            ("body", &body_mask),
+        ] {
+            io::save_nifti(&dir.join(format!("{name}.nii.gz")), vol, true)?;
+        }
+        println!("wrote clean, noisy and body .nii.gz to {}", dir.display());
+    }
     println!(
         "phantom {}x{}x{} @1 mm, noise σ {} HU, {} rayon threads",
         dims[0],
