@@ -16,6 +16,7 @@ pub mod preprocess;
 mod progress;
 pub mod register;
 pub mod render;
+pub mod report;
 pub mod segment;
 pub mod segment_model;
 
@@ -59,6 +60,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// List the ONNX models found (models/, tests/models/) and the active inference backend.
     Models(models::ModelsArgs),
+    /// One-page HTML planning report of a saved project (or `--sample`), pictures included.
+    Report(report::ReportArgs),
 }
 
 /// Runs one headless command; prints `error: …` and returns a failure code on error.
@@ -74,6 +77,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Segment(args) => segment::run(args),
         Command::Metrics(args) => metrics::run(args),
         Command::Models(args) => models::run(&args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,9 +3,11 @@
 //! No egui, no wgpu, no files: the whole window's behaviour can be driven and checked here with
 //! `Command`s alone. `ui` reads a `&Document` and returns `Command`s; `app` applies them.
 
+pub mod autosave;
 pub mod command;
 pub mod display;
 pub mod labels;
+pub mod project;
 pub mod slice;
 pub mod workflow;
 

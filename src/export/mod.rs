@@ -9,6 +9,7 @@ mod atomic;
 pub mod obj;
 pub mod ply;
 pub mod profile;
+pub mod report;
 pub mod stl;
 pub mod threemf;
 

@@ -1,0 +1,100 @@
+//! `fuseprint report PROJECT.fuseprint -o report.html`: the one-page planning report of a
+//! saved project (or of the bundled sample with `--sample`), pictures drawn on the CPU.
+
+use super::progress::run_with_progress;
+use crate::document::project::{self, sample_project, Project, ReportOptions, SaveMode};
+use crate::export::report::write_report;
+use anyhow::Context;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A project folder (`NAME.fuseprint`) or its project.json.
+    #[arg(required_unless_present = "sample")]
+    pub project: Option<PathBuf>,
+    /// Report on the bundled sample study instead of a saved project.
+    #[arg(long, conflicts_with = "project")]
+    pub sample: bool,
+    /// The HTML file to write.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Leave out the patient's name, ID and study date.
+    #[arg(long)]
+    pub anonymise: bool,
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Also save the project (e.g. the sample) as a project folder here.
+    #[arg(long)]
+    pub save_project: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, from the civil-from-days algorithm (no time crate).
+fn today_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} (UTC)")
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    if args.out.exists() && !args.force {
+        anyhow::bail!(
+            "refusing to overwrite existing file (use --force): {}",
+            args.out.display()
+        );
+    }
+    let source = args.project.clone();
+    let project: Project = run_with_progress("report", move |ctx| -> anyhow::Result<Project> {
+        match &source {
+            Some(path) => Ok(project::open(path, ctx)?),
+            None => Ok(sample_project(ctx)?),
+        }
+    })?;
+    if let Some(folder) = &args.save_project {
+        let folder = project::with_project_extension(folder);
+        let mode = if args.force {
+            SaveMode::Replace
+        } else {
+            SaveMode::CreateNew
+        };
+        let contents = project.to_contents();
+        let target = folder.clone();
+        let summary = run_with_progress("save", move |ctx| {
+            project::save_contents(&contents, &target, mode, ctx)
+        })?;
+        println!(
+            "saved {} ({} files written)",
+            summary.folder.display(),
+            summary.written.len()
+        );
+    }
+    let report = project.planning_report(ReportOptions {
+        title: args.title.clone().unwrap_or_default(),
+        generated: today_utc(),
+        anonymise: args.anonymise,
+        images: Vec::new(),
+    });
+    write_report(&args.out, &report, args.force)
+        .with_context(|| format!("writing the report {}", args.out.display()))?;
+    println!(
+        "wrote {} ({} pictures, {} label volumes, {} parts)",
+        args.out.display(),
+        report.images.len(),
+        report.label_volumes.len(),
+        report.accuracy.as_ref().map(|a| a.parts.len()).unwrap_or(0)
+    );
+    Ok(())
+}
