@@ -221,9 +221,25 @@ fn threemf_is_one_multi_part_object_on_the_bed_with_colours_and_slicer_settings(
                 "metadata" => current_meta = attr(&e, "name"),
                 _ => {}
             },
+            // quick-xml reports `&amp;` and friends as separate GeneralRef events, so one
+            // metadata value arrives in pieces: gather them until the closing tag.
             Event::Text(t) => {
-                if let Some(name) = current_meta.take() {
-                    metadata.insert(name, t.xml10_content().to_string());
+                if let Some(name) = &current_meta {
+                    let value: &mut String = metadata.entry(name.clone()).or_default();
+                    value.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(name) = &current_meta {
+                    let value: &mut String = metadata.entry(name.clone()).or_default();
+                    let entity = r.xml10_content();
+                    let resolved = quick_xml::escape::resolve_predefined_entity(&entity)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| {
+                            let code = r.resolve_char_ref().expect("char ref").expect("known ref");
+                            code.to_string()
+                        });
+                    value.push_str(&resolved);
                 }
             }
             Event::End(_) => current_meta = None,

@@ -3,6 +3,8 @@
 //!
 //! `models/README.md` documents every field with an example.
 
+use crate::volume::VolumeGeometry;
+use nalgebra::{Matrix3, Vector3};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -293,6 +295,42 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// The grid a model runs on: the manifest's spacing and orientation, centred on the input's
+/// centre; its dims are the manifest's, or whatever covers the input's extent (segmentation
+/// and registration models alike).
+pub fn model_grid(input: &VolumeGeometry, manifest: &Manifest) -> Result<VolumeGeometry, String> {
+    let axes = orientation_axes(&manifest.grid.orientation)?;
+    let direction = Matrix3::from_columns(&axes.map(|a| Vector3::new(a[0], a[1], a[2])));
+    let spacing = manifest.grid.spacing_mm;
+    let dims = match manifest.grid.dims {
+        Some(d) => d,
+        None => {
+            let mut lo = [f64::INFINITY; 3];
+            let mut hi = [f64::NEG_INFINITY; 3];
+            for corner in 0..8 {
+                let v = [0, 1, 2].map(|a| {
+                    if corner >> a & 1 == 1 {
+                        input.dims[a] as f64 - 1.0
+                    } else {
+                        0.0
+                    }
+                });
+                let w = input.world_from_voxel_point(v).coords;
+                for a in 0..3 {
+                    let along = direction.column(a).dot(&w);
+                    lo[a] = lo[a].min(along);
+                    hi[a] = hi[a].max(along);
+                }
+            }
+            [0, 1, 2].map(|a| ((hi[a] - lo[a]) / spacing[a]).round() as usize + 1)
+        }
+    };
+    let half = Vector3::from([0, 1, 2].map(|a| (dims[a] as f64 - 1.0) / 2.0 * spacing[a]));
+    let origin = input.center_world() - direction * half;
+    VolumeGeometry::new(dims, spacing, [origin.x, origin.y, origin.z], direction)
+        .map_err(|e| e.to_string())
 }
 
 /// World (LPS) unit vector of each voxel axis for a three-letter code such as `LIA`.

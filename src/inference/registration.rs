@@ -9,7 +9,7 @@
 //! model-grid voxels along `D, H, W` (`output.units: "voxels"`, VoxelMorph's convention) or in
 //! LPS millimetres (`"mm"`). The result is always LPS millimetres on the model grid.
 
-use super::manifest::{orientation_axes, OutputKind, Task, TensorAxes};
+use super::manifest::{model_grid, OutputKind, Task, TensorAxes};
 use super::{Backend, InferenceError, Manifest, ManifestError, Normalisation, Tensor};
 use crate::volume::{Interpolation, Volume, VolumeGeometry};
 use nalgebra::{Matrix3, Vector3};
@@ -86,41 +86,6 @@ pub struct DisplacementField {
     pub geometry: VolumeGeometry,
     /// One vector per voxel, `i` fastest.
     pub vectors_mm: Vec<Vector3<f32>>,
-}
-
-/// The model grid: the manifest's spacing and orientation, centred on `fixed`; dims from the
-/// manifest or covering the fixed image's extent.
-pub fn model_grid(fixed: &VolumeGeometry, manifest: &Manifest) -> Result<VolumeGeometry, String> {
-    let axes = orientation_axes(&manifest.grid.orientation)?;
-    let direction = Matrix3::from_columns(&axes.map(|a| Vector3::new(a[0], a[1], a[2])));
-    let spacing = manifest.grid.spacing_mm;
-    let dims = match manifest.grid.dims {
-        Some(d) => d,
-        None => {
-            let mut lo = [f64::INFINITY; 3];
-            let mut hi = [f64::NEG_INFINITY; 3];
-            for corner in 0..8 {
-                let v = [0, 1, 2].map(|a| {
-                    if corner >> a & 1 == 1 {
-                        fixed.dims[a] as f64 - 1.0
-                    } else {
-                        0.0
-                    }
-                });
-                let w = fixed.world_from_voxel_point(v).coords;
-                for a in 0..3 {
-                    let along = direction.column(a).dot(&w);
-                    lo[a] = lo[a].min(along);
-                    hi[a] = hi[a].max(along);
-                }
-            }
-            [0, 1, 2].map(|a| ((hi[a] - lo[a]) / spacing[a]).round() as usize + 1)
-        }
-    };
-    let half = Vector3::from([0, 1, 2].map(|a| (dims[a] as f64 - 1.0) / 2.0 * spacing[a]));
-    let origin = fixed.center_world() - direction * half;
-    VolumeGeometry::new(dims, spacing, [origin.x, origin.y, origin.z], direction)
-        .map_err(|e| e.to_string())
 }
 
 /// Intensity scaling as the manifest says. Percentiles use the nearest rank: close enough

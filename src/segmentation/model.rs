@@ -9,7 +9,7 @@
 //! outer axis and turned into labels as soon as no later patch can touch them, so memory stays
 //! bounded by `classes × patch depth × slice` rather than `classes × volume`.
 
-use crate::inference::manifest::{orientation_axes, CropSpec};
+use crate::inference::manifest::CropSpec;
 use crate::inference::sliding_window::{gaussian_weights, patch_starts};
 use crate::inference::{
     Backend, InferenceError, Manifest, Normalisation, OutputKind, PatchMode, Task, TensorAxes,
@@ -19,7 +19,6 @@ use crate::volume::{
     resample, resample_labels, Interpolation, LabelInfo, LabelMap, LabelTable, Rgba, Volume,
     VolumeGeometry,
 };
-use nalgebra::{Matrix3, Point3, Vector3};
 use rayon::prelude::*;
 
 /// Why a model segmentation failed.
@@ -153,49 +152,12 @@ pub fn label_table(manifest: &Manifest) -> LabelTable {
     table
 }
 
-/// The grid the model runs on: the manifest's spacing and orientation, centred on the input's
-/// centre; its dims are the manifest's, or whatever covers the input's extent.
+/// The grid the model runs on (see `inference::manifest::model_grid`), errors naming the model.
 pub fn model_grid(
     input: &VolumeGeometry,
     manifest: &Manifest,
 ) -> Result<VolumeGeometry, ModelSegmentationError> {
-    let axes = orientation_axes(&manifest.grid.orientation)
-        .map_err(|message| grid_error(manifest, message))?;
-    let direction = Matrix3::from_columns(&axes.map(|a| Vector3::new(a[0], a[1], a[2])));
-    let spacing = manifest.grid.spacing_mm;
-    let dims = match manifest.grid.dims {
-        Some(d) => d,
-        None => {
-            // Extent of the input's voxel-centre box along each model axis.
-            let mut lo = [f64::INFINITY; 3];
-            let mut hi = [f64::NEG_INFINITY; 3];
-            for corner in 0..8 {
-                let v = [0, 1, 2].map(|a| {
-                    if corner >> a & 1 == 1 {
-                        input.dims[a] as f64 - 1.0
-                    } else {
-                        0.0
-                    }
-                });
-                let w = input.world_from_voxel_point(v).coords;
-                for a in 0..3 {
-                    let along = direction.column(a).dot(&w);
-                    lo[a] = lo[a].min(along);
-                    hi[a] = hi[a].max(along);
-                }
-            }
-            [0, 1, 2].map(|a| ((hi[a] - lo[a]) / spacing[a]).round() as usize + 1)
-        }
-    };
-    let centre: Point3<f64> = input.center_world();
-    let half = Vector3::new(
-        (dims[0] as f64 - 1.0) / 2.0 * spacing[0],
-        (dims[1] as f64 - 1.0) / 2.0 * spacing[1],
-        (dims[2] as f64 - 1.0) / 2.0 * spacing[2],
-    );
-    let origin = centre - direction * half;
-    VolumeGeometry::new(dims, spacing, [origin.x, origin.y, origin.z], direction)
-        .map_err(|e| grid_error(manifest, e))
+    crate::inference::manifest::model_grid(input, manifest).map_err(|m| grid_error(manifest, m))
 }
 
 /// Scales intensities in place as the manifest says.
@@ -766,6 +728,7 @@ mod tests {
     use crate::inference::manifest::{GridSpec, InputSpec, ModelLabel, OutputSpec};
     use crate::inference::Tensor;
     use crate::jobs::{CancelToken, Progress};
+    use nalgebra::{Matrix3, Vector3};
     use std::path::PathBuf;
 
     /// Scores "bright" (class 1) against "dark" (class 0) voxel by voxel: a model with a known answer.
