@@ -1,9 +1,11 @@
-//! `fuseprint bench inference`: a brainchop model on t1_crop, timed, with peak memory and Dice
-//! against the ONNX Runtime (Python) reference. Run once per backend (the engine is chosen once
+//! `fuseprint bench inference`: a model on an image (default: a brainchop model on t1_crop),
+//! timed, with peak memory and, where a reference exists, Dice against it (for the brainchop
+//! models: the ONNX Runtime Python reference). Run once per backend (the engine is chosen once
 //! per process): `--backend tract`, then `--backend onnxruntime` with `ORT_DYLIB_PATH` set.
+//! The default model on a CT: `--manifest models/ct_bone.json --input ct.nii.gz`.
 
 use super::segment_model::override_patch;
-use crate::inference::{init_backend, BackendRequest, Manifest, ModelSession};
+use crate::inference::{init_backend, BackendRequest, Manifest, ModelSession, PatchMode};
 use crate::jobs::JobContext;
 use crate::segmentation::model::segment_with_model;
 use std::path::PathBuf;
@@ -25,6 +27,16 @@ pub struct BenchInferenceArgs {
     pub patch: Option<usize>,
     #[arg(long, default_value_t = 0.5)]
     pub overlap: f64,
+    /// Run the whole model grid in one piece, whatever the manifest says.
+    #[arg(long, conflicts_with = "patch")]
+    pub whole: bool,
+    /// Image to segment instead of t1_crop (NIfTI or DICOM folder).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Reference label map on the input's grid for Dice (default: the brainchop reference when
+    /// the input is t1_crop; none otherwise).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), MiB.
@@ -44,14 +56,28 @@ pub fn run(args: &BenchInferenceArgs) -> anyhow::Result<()> {
     println!("backend: {}", backend.summary());
     let mut manifest = Manifest::load(&args.manifest)?;
     override_patch(&mut manifest, args.patch, args.overlap);
+    if args.whole {
+        manifest.patch = PatchMode::WholeVolume;
+    }
     let dir = args.data.join("models/onnx_from_brainchop");
     let ctx = JobContext::detached();
-    let image = crate::io::load_image(&dir.join("t1_crop.nii.gz"), &ctx)?;
-    let reference_name = match manifest.name.as_str() {
-        "model20chan3cls" => "model20chan3cls_on_t1_crop_labels.nii.gz",
-        _ => "mindgrab_on_t1_crop_mask.nii.gz",
+    let input = args
+        .input
+        .clone()
+        .unwrap_or_else(|| dir.join("t1_crop.nii.gz"));
+    let image = crate::io::load_image(&input, &ctx)?;
+    let reference_path = match (&args.reference, &args.input) {
+        (Some(r), _) => Some(r.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(dir.join(match manifest.name.as_str() {
+            "model20chan3cls" => "model20chan3cls_on_t1_crop_labels.nii.gz",
+            _ => "mindgrab_on_t1_crop_mask.nii.gz",
+        })),
     };
-    let reference = crate::io::nifti::read_labels(&dir.join(reference_name), &ctx)?;
+    let reference = match &reference_path {
+        Some(p) => Some(crate::io::nifti::read_labels(p, &ctx)?),
+        None => None,
+    };
     let rss_before = peak_rss_mib().unwrap_or(0.0);
 
     let t0 = Instant::now();
@@ -61,14 +87,23 @@ pub fn run(args: &BenchInferenceArgs) -> anyhow::Result<()> {
     let out = segment_with_model(&image.volume, &manifest, &mut session, &ctx)?;
     let run_s = t1.elapsed().as_secs_f64();
     println!(
-        "{} on t1_crop {:?} ({:?}): load {load_s:.2} s, segment {run_s:.2} s, peak RSS {:.0} MiB (before model {:.0} MiB)",
+        "{} on {} {:?} ({:?}): load {load_s:.2} s, segment {run_s:.2} s, peak RSS {:.0} MiB (before model {:.0} MiB)",
         manifest.name,
+        input.display(),
         image.volume.dims(),
         manifest.patch,
         peak_rss_mib().unwrap_or(f64::NAN),
         rss_before
     );
     for label in &manifest.labels {
+        let Some(reference) = &reference else {
+            println!(
+                "  {}: {:.1} ml",
+                label.name,
+                out.labels.label_volume_ml(label.value)
+            );
+            continue;
+        };
         let (a, b) = (out.labels.volume.data(), reference.volume.data());
         let (mut both, mut na, mut nb) = (0usize, 0usize, 0usize);
         for (&x, &y) in a.iter().zip(b) {
