@@ -2,11 +2,11 @@
 
     python training/bench_python_ort.py mindgrab ../shared/data/models/onnx_from_brainchop/mindgrab.onnx \
         ../shared/data/models/onnx_from_brainchop/t1_crop.nii.gz
-    python training/bench_python_ort.py head_tissue models/head_tissue.onnx ct_256.nii.gz
+    python training/bench_python_ort.py ct_bone models/ct_bone.onnx /tmp/ct_256.nii.gz
 
 mindgrab: brainchop preprocessing (min-max, crop to voxels above 0.5 x max grown by 20, whole crop
-in one run), as ../shared/data/_tools/run_meshnet_onnx.py. head_tissue: the image zoomed to the
-manifest's 2 mm grid, 1-99 percentile normalisation, whole grid in one run. Prints the time of
+in one run), as ../shared/data/_tools/run_meshnet_onnx.py. ct_bone (models/ct_bone.json): the image
+zoomed to the manifest's 2 mm grid, HU window -1000..2000 scaled to 0..1, whole grid in one run. Prints the time of
 session.run alone and the process's peak RSS (VmHWM).
 """
 import sys
@@ -39,8 +39,7 @@ def main():
     else:
         spacing = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
         x = ndimage.zoom(v, spacing / 2.0, order=1)
-        p1, p99 = np.percentile(x, [1, 99])
-        x = np.clip((x - p1) / (p99 - p1), 0, 1)
+        x = np.clip((x + 1000.0) / 3000.0, 0, 1)
     x = np.ascontiguousarray(x[None, None], dtype=np.float32)
     before = vm_hwm_mib()
     t = time.time()
