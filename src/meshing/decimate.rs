@@ -63,19 +63,28 @@ fn eval(q: &Quadric, p: [f64; 3]) -> f64 {
 
 /// Minimiser of the quadric when well conditioned, else the best of the ends and midpoint.
 fn best_point(q: &Quadric, a: [f64; 3], b: [f64; 3]) -> ([f64; 3], f64) {
-    let m = nalgebra::Matrix3::new(q[0], q[1], q[2], q[1], q[4], q[5], q[2], q[5], q[7]);
-    let rhs = nalgebra::Vector3::new(-q[3], -q[6], -q[8]);
+    // Symmetric 3×3 system [q0 q1 q2; q1 q4 q5; q2 q5 q7] p = -[q3 q6 q8], by cofactors.
+    let c00 = q[4] * q[7] - q[5] * q[5];
+    let c01 = q[2] * q[5] - q[1] * q[7];
+    let c02 = q[1] * q[5] - q[2] * q[4];
+    let det = q[0] * c00 + q[1] * c01 + q[2] * c02;
     let mid = [0, 1, 2].map(|d| 0.5 * (a[d] + b[d]));
     let edge2: f64 = (0..3).map(|d| (a[d] - b[d]).powi(2)).sum();
-    if m.determinant().abs() > 1e-12 {
-        if let Some(inv) = m.try_inverse() {
-            let p = inv * rhs;
-            let p = [p.x, p.y, p.z];
-            let off2: f64 = (0..3).map(|d| (p[d] - mid[d]).powi(2)).sum();
-            // A far-away optimum means a near-singular quadric (flat region): do not trust it.
-            if off2 <= edge2 * 4.0 {
-                return (p, eval(q, p).max(0.0));
-            }
+    if det.abs() > 1e-12 {
+        let c11 = q[0] * q[7] - q[2] * q[2];
+        let c12 = q[1] * q[2] - q[0] * q[5];
+        let c22 = q[0] * q[4] - q[1] * q[1];
+        let r = [-q[3], -q[6], -q[8]];
+        let inv = 1.0 / det;
+        let p = [
+            (c00 * r[0] + c01 * r[1] + c02 * r[2]) * inv,
+            (c01 * r[0] + c11 * r[1] + c12 * r[2]) * inv,
+            (c02 * r[0] + c12 * r[1] + c22 * r[2]) * inv,
+        ];
+        let off2: f64 = (0..3).map(|d| (p[d] - mid[d]).powi(2)).sum();
+        // A far-away optimum means a near-singular quadric (flat region): do not trust it.
+        if p.iter().all(|x| x.is_finite()) && off2 <= edge2 * 4.0 {
+            return (p, eval(q, p).max(0.0));
         }
     }
     [a, b, mid]
@@ -83,6 +92,42 @@ fn best_point(q: &Quadric, a: [f64; 3], b: [f64; 3]) -> ([f64; 3], f64) {
         .map(|p| (p, eval(q, p).max(0.0)))
         .min_by(|x, y| x.1.total_cmp(&y.1))
         .unwrap_or((mid, 0.0))
+}
+
+/// Sorts by cost, cheapest first: an LSD radix sort on the cost's bits (costs are ≥ 0, so
+/// their IEEE bits order like the values), linear where a comparison sort is not.
+fn sort_by_cost(items: &mut Vec<Candidate>, scratch: &mut Vec<Candidate>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    scratch.clear();
+    scratch.resize(
+        items.len(),
+        Candidate {
+            cost: 0.0,
+            u: 0,
+            v: 0,
+        },
+    );
+    for pass in 0..32u32.div_ceil(BITS) {
+        let shift = pass * BITS;
+        let digit = |c: &Candidate| ((c.cost.abs().to_bits() >> shift) as usize) & (BUCKETS - 1);
+        let mut count = vec![0usize; BUCKETS + 1];
+        for c in items.iter() {
+            count[digit(c) + 1] += 1;
+        }
+        if count.iter().any(|&n| n == items.len()) {
+            continue; // every key has this digit: the pass would not move anything
+        }
+        for d in 0..BUCKETS {
+            count[d + 1] += count[d];
+        }
+        for c in items.iter() {
+            let slot = &mut count[digit(c)];
+            scratch[*slot] = *c;
+            *slot += 1;
+        }
+        std::mem::swap(items, scratch);
+    }
 }
 
 fn normal(a: [f64; 3], b: [f64; 3], c: [f64; 3]) -> [f64; 3] {
@@ -332,6 +377,7 @@ pub fn decimate(
     // Cost of the edge leaving corner k of face f (f32::NAN: not an edge to rank).
     let mut edge_cost = vec![f32::NAN; 3 * start_faces];
     let mut candidates: Vec<Candidate> = Vec::new();
+    let mut scratch: Vec<Candidate> = Vec::new();
     // How many candidates a pass ranks, per collapse still needed.
     let mut breadth = 2;
     while live > face_target {
@@ -383,12 +429,13 @@ pub fn decimate(
         if take == 0 {
             break;
         }
-        let by_cost = |a: &Candidate, b: &Candidate| a.cost.total_cmp(&b.cost);
-        if take < candidates.len() {
-            candidates.select_nth_unstable_by(take - 1, by_cost);
+        let ranks_all = take == candidates.len();
+        if !ranks_all {
+            candidates.select_nth_unstable_by(take - 1, |a, b| a.cost.total_cmp(&b.cost));
+            candidates.truncate(take);
         }
-        let ranked = &mut candidates[..take];
-        ranked.par_sort_unstable_by(by_cost);
+        sort_by_cost(&mut candidates, &mut scratch);
+        let ranked = &candidates[..];
         let inc = Incidence::build(n, &st.faces);
         st.locked.iter_mut().for_each(|l| *l = false);
         let mut collapsed = 0;
@@ -408,7 +455,7 @@ pub fn decimate(
             }
         }
         if collapsed == 0 {
-            if take == candidates.len() {
+            if ranks_all {
                 break;
             }
             // The cheapest few are all illegal: look further down the ranking.
@@ -431,4 +478,45 @@ pub fn decimate(
     }
     ctx.set_progress(1.0);
     Ok(TriMesh::new(positions, indices))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radix_sort_orders_costs_like_a_comparison_sort() {
+        // Costs spanning many binades, with ties and zeros.
+        let mut items: Vec<Candidate> = (0..5000u32)
+            .map(|i| Candidate {
+                cost: ((i.wrapping_mul(2_654_435_761) % 1000) as f32).powi(3) * 1e-9,
+                u: i,
+                v: i + 1,
+            })
+            .collect();
+        let mut expected: Vec<f32> = items.iter().map(|c| c.cost).collect();
+        expected.sort_by(f32::total_cmp);
+        sort_by_cost(&mut items, &mut Vec::new());
+        let got: Vec<f32> = items.iter().map(|c| c.cost).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn best_point_of_three_planes_is_their_corner() {
+        // Planes x = 1, y = 2, z = 3: the quadric's minimiser is (1, 2, 3) at zero cost.
+        let mut q = [0.0; 10];
+        add(&mut q, &plane_quadric([1.0, 0.0, 0.0], -1.0));
+        add(&mut q, &plane_quadric([0.0, 1.0, 0.0], -2.0));
+        add(&mut q, &plane_quadric([0.0, 0.0, 1.0], -3.0));
+        let (p, cost) = best_point(&q, [0.5, 2.0, 3.0], [1.5, 2.5, 3.0]);
+        for (got, want) in p.iter().zip([1.0, 2.0, 3.0]) {
+            assert!((got - want).abs() < 1e-9, "{p:?}");
+        }
+        assert!(cost.abs() < 1e-9);
+        // One plane only (singular): the best of the ends and midpoint, on the plane.
+        let flat = plane_quadric([0.0, 0.0, 1.0], -3.0);
+        let (p, cost) = best_point(&flat, [0.0, 0.0, 3.0], [1.0, 0.0, 4.0]);
+        assert_eq!(p, [0.0, 0.0, 3.0]);
+        assert_eq!(cost, 0.0);
+    }
 }
