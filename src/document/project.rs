@@ -455,6 +455,7 @@ impl Project {
                 pan_mm: doc.views.map(|v| v.pan_mm),
                 ..Default::default()
             },
+            measurements: doc.measurements.clone(),
             ..Default::default()
         }
     }
@@ -481,6 +482,7 @@ impl Project {
             .filter(|(v, _)| *v < count)
             .map(|(volume, opacity)| Overlay { volume, opacity });
         doc.cursor_world = self.view.cursor_world;
+        doc.measurements = self.measurements;
         for (axis, view) in doc.views.iter_mut().enumerate() {
             *view = ViewState {
                 zoom: self.view.zoom[axis],
