@@ -20,9 +20,9 @@ impl SceneContent {
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::Volume => "Volume",
-            Self::Meshes => "Meshes",
-            Self::Both => "Both",
+            Self::Volume => "Volume only",
+            Self::Meshes => "Meshes only",
+            Self::Both => "Volume and meshes",
         }
     }
 

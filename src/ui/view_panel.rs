@@ -29,7 +29,7 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
     let hounsfield = entry.is_hounsfield();
     let range = entry.value_range;
 
-    ui.heading("3D view");
+    ui.heading("3D rendering");
     ui.horizontal(|ui| {
         ui.label("Show");
         for content in SceneContent::ALL {
@@ -48,7 +48,7 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
         }
     });
     if doc.meshes.is_empty() && s.content != SceneContent::Volume {
-        ui.weak("No meshes yet: Mesh & export → Make meshes.");
+        ui.weak("No meshes yet: use Build meshes in Mesh & export.");
     }
     ui.horizontal(|ui| {
         ui.label("Projection");
@@ -130,9 +130,9 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
     ui.separator();
     ui.strong("Crop box");
     for (axis, name) in [
-        "Right → left",
-        "Anterior → posterior",
-        "Inferior → superior",
+        "Right to left",
+        "Anterior to posterior",
+        "Inferior to superior",
     ]
     .into_iter()
     .enumerate()
