@@ -10,6 +10,7 @@ use crate::document::{
     labels::orientation_for, BrowserEntry, BrowserListing, Command, Document, ExportRecord,
     LoadStatus, ModelEntry, Selection, TaskStatus,
 };
+use crate::inference::{BackendRequest, InferenceError};
 use crate::jobs::{JobError, JobHandle, JobSystem, Lane};
 use frame_stats::FrameStats;
 use loading::{LoadOutcome, PendingScan};
@@ -111,6 +112,21 @@ impl App {
         open: Option<PathBuf>,
         started: Instant,
     ) -> Self {
+        Self::with_options(cc, open, started, BackendRequest::from_env())
+    }
+
+    /// Starts on the sample with a chosen inference engine instead of FUSEPRINT_BACKEND's, so
+    /// what the window shows does not depend on the environment (snapshot tests).
+    pub fn with_backend(cc: &eframe::CreationContext<'_>, request: BackendRequest) -> Self {
+        Self::with_options(cc, None, Instant::now(), Ok(request))
+    }
+
+    fn with_options(
+        cc: &eframe::CreationContext<'_>,
+        open: Option<PathBuf>,
+        started: Instant,
+        backend: Result<BackendRequest, InferenceError>,
+    ) -> Self {
         log_gpu(cc);
         if let Some(render_state) = &cc.wgpu_render_state {
             crate::render::egui_bridge::install(render_state);
@@ -118,7 +134,7 @@ impl App {
         let ctx = cc.egui_ctx.clone();
         let jobs = JobSystem::new(Arc::new(move || ctx.request_repaint()));
         // Which inference engine runs and which models exist: found off the UI thread.
-        let startup = Some(jobs.submit("find models", |_ctx| Ok(startup::discover())));
+        let startup = Some(jobs.submit("find models", move |_ctx| Ok(startup::discover(backend))));
         let mut app = Self {
             document: Document::new(),
             ui_state: Default::default(),
