@@ -368,6 +368,7 @@ impl Document {
                     return;
                 }
                 self.volumes.remove(index);
+                self.forget_volume_in_measurements(index);
                 // Indices shift: a registration under review would point at other images.
                 self.registration = None;
                 self.selection = None;
@@ -608,6 +609,21 @@ impl Document {
             }
             _ => {}
         }
+    }
+
+    /// Region statistics name their image by index: drop those on a removed image and shift
+    /// the ones after it.
+    fn forget_volume_in_measurements(&mut self, removed: usize) {
+        self.measurements.retain_mut(|m| match &mut m.kind {
+            MeasurementKind::RegionStats { volume, .. } if *volume == removed => false,
+            MeasurementKind::RegionStats { volume, .. } => {
+                if *volume > removed {
+                    *volume -= 1;
+                }
+                true
+            }
+            _ => true,
+        });
     }
 
     /// "Distance 2": the kind and one more than the measurements of that kind so far.

@@ -239,6 +239,64 @@ pub fn region_stats_text(s: &crate::measure::RegionStats, unit: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::{Command, Document, Tool};
+
+    fn distance(x: f64) -> Measurement {
+        Measurement {
+            name: String::new(),
+            kind: MeasurementKind::Distance {
+                a_mm: [0.0; 3],
+                b_mm: [x, 0.0, 0.0],
+            },
+        }
+    }
+
+    #[test]
+    fn measurements_are_numbered_per_kind_deleted_by_index_and_shown_with_units() {
+        let mut doc = Document::new();
+        doc.apply(Command::AddMeasurement(distance(3.0)));
+        doc.apply(Command::AddMeasurement(Measurement {
+            name: String::new(),
+            kind: MeasurementKind::Angle {
+                a_mm: [1.0, 0.0, 0.0],
+                vertex_mm: [0.0; 3],
+                c_mm: [0.0, 2.0, 0.0],
+            },
+        }));
+        doc.apply(Command::AddMeasurement(distance(4.5)));
+        let names: Vec<&str> = doc.measurements.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["Distance 1", "Angle 1", "Distance 2"]);
+        assert_eq!(measurement_text(&doc, &doc.measurements[1]), "90.0°");
+        assert_eq!(measurement_text(&doc, &doc.measurements[2]), "4.5 mm");
+        doc.apply(Command::DeleteMeasurement(0));
+        doc.apply(Command::DeleteMeasurement(7));
+        let names: Vec<&str> = doc.measurements.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["Angle 1", "Distance 2"]);
+        // A region on an image that is not open says so instead of failing.
+        let region = Measurement {
+            name: String::new(),
+            kind: MeasurementKind::RegionStats {
+                volume: 3,
+                region: Region::Sphere {
+                    centre_mm: [0.0; 3],
+                    radius_mm: 5.0,
+                },
+                label_map: None,
+            },
+        };
+        assert!(measurement_text(&doc, &region).contains("no longer open"));
+    }
+
+    #[test]
+    fn a_measuring_tool_and_an_editing_tool_exclude_each_other() {
+        let mut doc = Document::new();
+        doc.apply(Command::SetTool(Tool::Brush));
+        doc.apply(Command::SetMeasureTool(Some(MeasureTool::Angle)));
+        assert_eq!(doc.tools.tool, Tool::Navigate);
+        assert_eq!(doc.measure_tool, Some(MeasureTool::Angle));
+        doc.apply(Command::SetTool(Tool::Navigate));
+        assert_eq!(doc.measure_tool, None);
+    }
 
     #[test]
     fn sanitising_orders_crop_fractions_and_keeps_scales_positive() {
