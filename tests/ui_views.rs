@@ -161,7 +161,7 @@ fn view_tab_sets_the_3d_views_transfer_function_projection_and_crop() {
         .cloned()
         .expect("3D frame");
     let soft = fuseprint::render::TransferFunction::preset("ct-soft").expect("preset");
-    let drawn = frame.transfer.expect("volume drawn");
+    let drawn = frame.transfer.clone().expect("volume drawn");
     for (a, b) in soft.points().iter().zip(drawn.points()) {
         assert!((b.opacity_per_mm - a.opacity_per_mm * 0.5).abs() < 1e-6);
     }
@@ -179,6 +179,45 @@ fn view_tab_sets_the_3d_views_transfer_function_projection_and_crop() {
         .cloned()
         .expect("3D frame");
     assert_eq!(frame.clip_box_world, None);
+
+    // "Edit points" turns what is drawn into editable points: same picture, now custom.
+    let before = frame.transfer.clone().expect("volume drawn");
+    h.get_by_label("Edit points").click();
+    h.run_steps(2);
+    let frame = h
+        .state()
+        .ui_state()
+        .last_3d_frame()
+        .cloned()
+        .expect("3D frame");
+    let custom = frame.transfer.expect("volume drawn");
+    assert_eq!(custom.name, "custom");
+    for hu in [-500.0, 0.0, 100.0, 400.0, 1200.0] {
+        let (a, b) = (before.sample(hu), custom.sample(hu));
+        assert!(
+            (0..4).all(|c| (a[c] - b[c]).abs() < 1e-5),
+            "{hu}: {a:?} vs {b:?}"
+        );
+    }
+    h.get_by_label("Add point").click();
+    h.run_steps(2);
+    let points = h
+        .state()
+        .document()
+        .view_settings
+        .points
+        .clone()
+        .expect("points");
+    assert_eq!(points.len(), before.points().len() + 1);
+    h.get_by_label("Reset to preset").click();
+    h.run_steps(2);
+    let frame = h
+        .state()
+        .ui_state()
+        .last_3d_frame()
+        .cloned()
+        .expect("3D frame");
+    assert_eq!(frame.transfer, Some(soft));
 
     h.get_by_label(SliceFusion::Checkerboard.name()).click();
     h.run_steps(2);

@@ -19,7 +19,7 @@ pub use labels::{Edit, LabelLayer, Tool, ToolSettings};
 pub use slice::{SlicePlane, ViewAxis};
 pub use viewing::{
     MeasureTool, Measurement, MeasurementKind, Projection3d, RampEdit, Region, RegionShape,
-    SceneContent, SliceFusion, ViewSettings,
+    SceneContent, SliceFusion, TfPoint, ViewSettings,
 };
 pub use workflow::{
     AccuracyReport, DenoisePreset, ExportFormat, ExportRecord, Layout, MeshEntry, MeshPlan,

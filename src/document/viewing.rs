@@ -92,12 +92,24 @@ pub struct RampEdit {
     pub width: f32,
 }
 
+/// One control point of a hand-edited transfer function, in image units (HU on CT).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TfPoint {
+    pub value: f32,
+    /// 0..1 per channel.
+    pub rgb: [f32; 3],
+    /// 0..1.
+    pub opacity_per_mm: f32,
+}
+
 /// Everything the View tab sets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewSettings {
     /// A transfer-function preset name (`ct-bone`, `mr-t1`, …); `None` picks one from the
     /// active volume's modality.
     pub preset: Option<String>,
+    /// Hand-edited control points replacing the preset (`None`: the preset's).
+    pub points: Option<Vec<TfPoint>>,
     /// `None` keeps the preset's own placement.
     pub ramp: Option<RampEdit>,
     /// Multiplies every opacity of the transfer function (clamped to 1 per point).
@@ -114,6 +126,7 @@ impl Default for ViewSettings {
     fn default() -> Self {
         Self {
             preset: None,
+            points: None,
             ramp: None,
             opacity_scale: 1.0,
             projection: Projection3d::default(),
@@ -138,6 +151,16 @@ impl ViewSettings {
             *range = [lo.min(hi), lo.max(hi)];
         }
         self.opacity_scale = finite_or(self.opacity_scale, 1.0).clamp(0.0, 20.0);
+        if let Some(points) = &mut self.points {
+            for p in points.iter_mut() {
+                p.value = finite_or(p.value, 0.0);
+                p.rgb = p.rgb.map(|c| finite_or(c, 0.0).clamp(0.0, 1.0));
+                p.opacity_per_mm = finite_or(p.opacity_per_mm, 0.0).clamp(0.0, 1.0);
+            }
+            if points.is_empty() {
+                self.points = None;
+            }
+        }
         if let Some(ramp) = &mut self.ramp {
             ramp.center = finite_or(ramp.center, 0.0);
             ramp.width = finite_or(ramp.width, 1.0).max(1e-3);

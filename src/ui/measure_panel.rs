@@ -82,10 +82,10 @@ pub fn measure_ui(
         }
     });
     match doc.measure_tool {
-        Some(tool) => ui.weak(format!(
-            "{}: click on a slice view; Esc returns to navigation.",
-            tool.name()
-        )),
+        Some(tool) => ui.weak(match tool {
+            MeasureTool::Region(_) => "Drag on a slice view; Esc returns to navigation.",
+            _ => "Click on a slice view; Esc returns to navigation.",
+        }),
         None => ui.weak("Choose a tool, or press D, A or R over the views."),
     };
 
@@ -95,24 +95,21 @@ pub fn measure_ui(
         ui.weak("None yet.");
     }
     let mut delete = None;
-    egui::Grid::new("measurements")
-        .num_columns(3)
-        .striped(true)
-        .show(ui, |ui| {
-            for index in 0..doc.measurements.len() {
-                let text = cache.text(doc, index);
-                ui.label(&doc.measurements[index].name);
-                ui.add(egui::Label::new(text).wrap());
-                if ui
-                    .small_button("Delete")
-                    .on_hover_text("Remove this measurement")
-                    .clicked()
-                {
-                    delete = Some(index);
-                }
-                ui.end_row();
+    for index in 0..doc.measurements.len() {
+        let text = cache.text(doc, index);
+        ui.horizontal(|ui| {
+            ui.strong(&doc.measurements[index].name);
+            if ui
+                .small_button("Delete")
+                .on_hover_text("Remove this measurement")
+                .clicked()
+            {
+                delete = Some(index);
             }
         });
+        ui.add(egui::Label::new(text).wrap());
+        ui.add_space(4.0);
+    }
     if let Some(index) = delete {
         commands.push(Command::DeleteMeasurement(index));
     }

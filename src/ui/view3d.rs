@@ -3,10 +3,10 @@
 
 use super::theme;
 use crate::document::{
-    Command, Document, Projection3d, RampEdit, SceneContent, ViewKind, ViewSettings,
+    Command, Document, Projection3d, RampEdit, SceneContent, TfPoint, ViewKind, ViewSettings,
 };
 use crate::render::egui_bridge::{volume_bounds_world, volume_callback, MeshScene, VolumeView};
-use crate::render::{RenderMode, TransferFunction, ValueDomain};
+use crate::render::{ControlPoint, RenderMode, TransferFunction, ValueDomain};
 use crate::volume::Volume;
 use egui::{Rect, Sense, Vec2};
 use nalgebra::Point3;
@@ -66,6 +66,24 @@ pub fn preset_ramp(tf: &TransferFunction, value_range: (f32, f32)) -> RampEdit {
     }
 }
 
+/// Name of a transfer function made of hand-edited points.
+pub const CUSTOM_NAME: &str = "custom";
+
+/// `tf`'s control points in image units, for the points editor.
+pub fn points_in_image_units(tf: &TransferFunction, range: (f32, f32)) -> Vec<TfPoint> {
+    tf.points()
+        .iter()
+        .map(|p| TfPoint {
+            value: match tf.domain {
+                ValueDomain::Absolute => p.value,
+                ValueDomain::Relative => range.0 + p.value * (range.1 - range.0),
+            },
+            rgb: p.rgb,
+            opacity_per_mm: p.opacity_per_mm,
+        })
+        .collect()
+}
+
 /// The preset the settings name, else the modality's.
 pub fn chosen_preset(settings: &ViewSettings, hounsfield: bool) -> Option<TransferFunction> {
     let fallback = default_preset(hounsfield);
@@ -82,7 +100,18 @@ pub fn transfer_for(
     hounsfield: bool,
     range: (f32, f32),
 ) -> Option<TransferFunction> {
-    let mut tf = chosen_preset(settings, hounsfield)?;
+    let mut tf = match settings.points.as_deref() {
+        Some(points) if !points.is_empty() => TransferFunction::new(
+            CUSTOM_NAME,
+            ValueDomain::Absolute,
+            points
+                .iter()
+                .map(|p| ControlPoint::new(p.value, p.rgb, p.opacity_per_mm))
+                .collect(),
+        )
+        .ok()?,
+        _ => chosen_preset(settings, hounsfield)?,
+    };
     let mut points = tf.points().to_vec();
     if let Some(ramp) = settings.ramp {
         let old = preset_ramp(&tf, range);
@@ -302,6 +331,34 @@ mod tests {
         let p = tf.points();
         assert!((p[0].value - 100.0 / 800.0).abs() < 1e-5, "{p:?}");
         assert!((p[p.len() - 1].value - 300.0 / 800.0).abs() < 1e-5, "{p:?}");
+    }
+
+    #[test]
+    fn edited_points_replace_the_preset_and_round_trip_in_image_units() {
+        let range = (0.0, 800.0);
+        let t1 = TransferFunction::preset("mr-t1").expect("preset");
+        let mut points = points_in_image_units(&t1, range);
+        assert!((points[0].value - 0.08 * 800.0).abs() < 1e-3);
+        let settings = ViewSettings {
+            points: Some(points.clone()),
+            ..Default::default()
+        };
+        let same = transfer_for(&settings, false, range).expect("tf");
+        assert_eq!(same.name, CUSTOM_NAME);
+        for v in [0.0, 100.0, 333.0, 700.0, 900.0] {
+            let (a, b) = (same.sample(v), t1.sample(v / 800.0));
+            assert!(
+                (0..4).all(|c| (a[c] - b[c]).abs() < 1e-5),
+                "{v}: {a:?} vs {b:?}"
+            );
+        }
+        points[1].opacity_per_mm = 0.9;
+        let settings = ViewSettings {
+            points: Some(points.clone()),
+            ..Default::default()
+        };
+        let edited = transfer_for(&settings, false, range).expect("tf");
+        assert!((edited.sample(points[1].value)[3] - 0.9).abs() < 1e-6);
     }
 
     #[test]

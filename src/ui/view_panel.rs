@@ -2,9 +2,9 @@
 //! 3D view shows; how the overlay joins the slices.
 
 use super::theme;
-use super::view3d::{chosen_preset, preset_ramp, transfer_for};
+use super::view3d::{chosen_preset, points_in_image_units, preset_ramp, transfer_for};
 use crate::document::{
-    Command, Document, Projection3d, RampEdit, SceneContent, SliceFusion, ViewSettings,
+    Command, Document, Projection3d, RampEdit, SceneContent, SliceFusion, TfPoint, ViewSettings,
 };
 use crate::render::TransferFunction;
 
@@ -70,8 +70,18 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
 
     ui.separator();
     ui.strong("Transfer function");
-    let preset = chosen_preset(current, hounsfield);
-    let preset_name = preset.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+    // What the ramp and opacity edits apply to: the preset, or the hand-edited points.
+    let base_settings = ViewSettings {
+        ramp: None,
+        opacity_scale: 1.0,
+        ..current.clone()
+    };
+    let base = transfer_for(&base_settings, hounsfield, range);
+    let custom = current.points.is_some();
+    let preset_name = chosen_preset(current, hounsfield)
+        .map(|p| p.name)
+        .filter(|_| !custom)
+        .unwrap_or_default();
     ui.horizontal_wrapped(|ui| {
         for name in TransferFunction::PRESET_NAMES {
             if ui
@@ -80,15 +90,16 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
                 .clicked()
             {
                 s.preset = Some(name.to_string());
+                s.points = None;
                 s.ramp = None;
             }
         }
     });
-    if let Some(preset) = &preset {
-        let ramp = current.ramp.unwrap_or_else(|| preset_ramp(preset, range));
+    let span = (range.1 - range.0).max(1.0);
+    let unit = if hounsfield { " HU" } else { "" };
+    if let Some(base) = &base {
+        let ramp = current.ramp.unwrap_or_else(|| preset_ramp(base, range));
         let (mut center, mut width) = (ramp.center, ramp.width);
-        let span = (range.1 - range.0).max(1.0);
-        let unit = if hounsfield { " HU" } else { "" };
         let c = ui.add(
             egui::Slider::new(
                 &mut center,
@@ -114,17 +125,32 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
         .on_hover_text("Multiplies the opacity of every control point");
         if ui
             .add_enabled(
-                current.ramp.is_some() || current.opacity_scale != 1.0,
+                current.ramp.is_some() || current.opacity_scale != 1.0 || custom,
                 egui::Button::new("Reset to preset"),
             )
+            .on_hover_text("Forget the ramp, opacity and point edits")
             .clicked()
         {
             s.ramp = None;
             s.opacity_scale = 1.0;
+            s.points = None;
         }
         if let Some(tf) = transfer_for(current, hounsfield, range) {
             transfer_plot_ui(ui, &tf, range);
+            if !custom
+                && ui
+                    .button("Edit points")
+                    .on_hover_text("Turn the function shown into control points to edit one by one")
+                    .clicked()
+            {
+                s.points = Some(points_in_image_units(&tf, range));
+                s.ramp = None;
+                s.opacity_scale = 1.0;
+            }
         }
+    }
+    if let Some(points) = &mut s.points {
+        points_editor_ui(ui, points, span, unit);
     }
 
     ui.separator();
@@ -205,6 +231,60 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
 
     if s != *current {
         commands.push(Command::SetViewSettings(s));
+    }
+}
+
+/// One row per control point: value, opacity per mm, colour; add and remove points.
+fn points_editor_ui(ui: &mut egui::Ui, points: &mut Vec<TfPoint>, span: f32, unit: &str) {
+    let mut remove = None;
+    egui::Grid::new("transfer points")
+        .num_columns(4)
+        .striped(true)
+        .show(ui, |ui| {
+            ui.strong("Value");
+            ui.strong("Opacity per mm");
+            ui.strong("Colour");
+            ui.end_row();
+            for (i, p) in points.iter_mut().enumerate() {
+                ui.add(
+                    egui::DragValue::new(&mut p.value)
+                        .speed(span * 0.002)
+                        .suffix(unit),
+                );
+                ui.add(
+                    egui::DragValue::new(&mut p.opacity_per_mm)
+                        .speed(0.005)
+                        .range(0.0..=1.0),
+                );
+                ui.color_edit_button_rgb(&mut p.rgb);
+                if ui
+                    .small_button("Remove")
+                    .on_hover_text("Remove this control point")
+                    .clicked()
+                {
+                    remove = Some(i);
+                }
+                ui.end_row();
+            }
+        });
+    if let Some(i) = remove.filter(|_| points.len() > 1) {
+        points.remove(i);
+    }
+    if ui
+        .button("Add point")
+        .on_hover_text("A new point above the highest one")
+        .clicked()
+    {
+        if let Some(last) = points
+            .iter()
+            .max_by(|a, b| a.value.total_cmp(&b.value))
+            .copied()
+        {
+            points.push(TfPoint {
+                value: last.value + span * 0.05,
+                ..last
+            });
+        }
     }
 }
 
