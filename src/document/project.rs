@@ -413,8 +413,8 @@ impl Project {
         Ok(project)
     }
 
-    /// The images and view of the open document. The caller adds what the document does not
-    /// hold itself (label maps, transforms, meshes, measurements, reports, study).
+    /// The images, view and measurements of the open document. The caller adds what the
+    /// document does not hold itself (label maps, transforms, meshes, reports, study).
     pub fn from_document(doc: &Document) -> Self {
         let first_ct = doc
             .volumes

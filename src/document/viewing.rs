@@ -311,6 +311,16 @@ mod tests {
     }
 
     #[test]
+    fn measurements_travel_with_the_project() {
+        let mut doc = Document::new();
+        doc.apply(Command::AddMeasurement(distance(12.0)));
+        let project = crate::document::project::Project::from_document(&doc);
+        assert_eq!(project.measurements, doc.measurements);
+        let reopened = project.into_document();
+        assert_eq!(reopened.measurements, doc.measurements);
+    }
+
+    #[test]
     fn a_measuring_tool_and_an_editing_tool_exclude_each_other() {
         let mut doc = Document::new();
         doc.apply(Command::SetTool(Tool::Brush));
