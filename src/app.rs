@@ -169,6 +169,11 @@ impl App {
         !self.loads.is_empty()
     }
 
+    /// The window's widget state (e.g. what the 3D view last asked the renderer for).
+    pub fn ui_state(&self) -> &crate::ui::UiState {
+        &self.ui_state
+    }
+
     /// Whether any job (load or workflow task) is still running.
     pub fn is_busy(&self) -> bool {
         !self.loads.is_empty() || !self.tasks.is_empty()

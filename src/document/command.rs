@@ -4,6 +4,7 @@
 use super::display::WindowLevel;
 use super::labels::{Edit, Tool};
 use super::slice::ViewAxis;
+use super::viewing::{MeasureTool, Measurement, ViewSettings};
 use super::workflow::{
     ExportFormat, Layout, MeshSettings, PreprocessOp, PrintProfile, QaMode, RegistrationMethod,
     Selection, ViewKind,
@@ -143,4 +144,13 @@ pub enum Command {
 
     /// Stop a running task (app-level).
     CancelTask(u64),
+
+    // View tab and measurements.
+    /// Transfer function, projection, crop box and scene content of the 3D view; slice fusion.
+    SetViewSettings(ViewSettings),
+    /// Choose the measuring tool for slice clicks (`None` returns clicks to the editing tool).
+    SetMeasureTool(Option<MeasureTool>),
+    /// Store a measurement (an empty name gets "Distance 3"-style numbering).
+    AddMeasurement(Measurement),
+    DeleteMeasurement(usize),
 }

@@ -9,6 +9,7 @@ pub mod display;
 pub mod labels;
 pub mod project;
 pub mod slice;
+pub mod viewing;
 pub mod workflow;
 
 pub use crate::volume::{LabelInfo, LabelMap, Rgba};
@@ -16,6 +17,10 @@ pub use command::Command;
 pub use display::{auto_window, WindowLevel, WindowPreset, CT_DEFAULT, CT_PRESETS};
 pub use labels::{Edit, LabelLayer, Tool, ToolSettings};
 pub use slice::{SlicePlane, ViewAxis};
+pub use viewing::{
+    MeasureTool, Measurement, MeasurementKind, Projection3d, RampEdit, Region, RegionShape,
+    SceneContent, SliceFusion, TfPoint, ViewSettings,
+};
 pub use workflow::{
     AccuracyReport, DenoisePreset, ExportFormat, ExportRecord, Layout, MeshEntry, MeshPlan,
     MeshSettings, ModelEntry, PendingRegistration, PreprocessOp, PrintProfile, QaMode,
@@ -202,6 +207,14 @@ pub struct Document {
     pub last_export: Option<ExportRecord>,
     pub registration: Option<PendingRegistration>,
     pub transforms: Vec<TransformEntry>,
+
+    // View tab and measurements.
+    /// How the 3D view and the slice overlay are drawn.
+    pub view_settings: ViewSettings,
+    /// Distances, angles and region statistics placed on the slices (kept by the project).
+    pub measurements: Vec<Measurement>,
+    /// The measuring tool the slice views' clicks use (`None`: the editing tool's).
+    pub measure_tool: Option<MeasureTool>,
 }
 
 impl Document {
@@ -355,6 +368,7 @@ impl Document {
                     return;
                 }
                 self.volumes.remove(index);
+                self.forget_volume_in_measurements(index);
                 // Indices shift: a registration under review would point at other images.
                 self.registration = None;
                 self.selection = None;
@@ -435,6 +449,7 @@ impl Document {
             Command::SetConfidenceOverlay(on) => self.show_confidence = on,
             Command::SetTool(tool) => {
                 self.tools.tool = tool;
+                self.measure_tool = None;
                 if tool.edits() {
                     self.ensure_labels();
                 }
@@ -563,8 +578,68 @@ impl Document {
                 self.selection = Some(Selection::Transform(self.transforms.len() - 1));
             }
             Command::RejectRegistration => self.registration = None,
+            Command::SetViewSettings(_)
+            | Command::SetMeasureTool(_)
+            | Command::AddMeasurement(_)
+            | Command::DeleteMeasurement(_) => self.apply_viewing(command),
             _ => {}
         }
+    }
+
+    /// View tab and measurement commands.
+    fn apply_viewing(&mut self, command: Command) {
+        match command {
+            Command::SetViewSettings(settings) => self.view_settings = settings.sanitised(),
+            Command::SetMeasureTool(tool) => {
+                self.measure_tool = tool;
+                if tool.is_some() {
+                    self.tools.tool = Tool::Navigate;
+                }
+            }
+            Command::AddMeasurement(mut m) => {
+                if m.name.trim().is_empty() {
+                    m.name = self.next_measurement_name(&m.kind);
+                }
+                self.measurements.push(m);
+            }
+            Command::DeleteMeasurement(index) => {
+                if index < self.measurements.len() {
+                    self.measurements.remove(index);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Region statistics name their image by index: drop those on a removed image and shift
+    /// the ones after it.
+    fn forget_volume_in_measurements(&mut self, removed: usize) {
+        self.measurements.retain_mut(|m| match &mut m.kind {
+            MeasurementKind::RegionStats { volume, .. } if *volume == removed => false,
+            MeasurementKind::RegionStats { volume, .. } => {
+                if *volume > removed {
+                    *volume -= 1;
+                }
+                true
+            }
+            _ => true,
+        });
+    }
+
+    /// "Distance 2": the kind and one more than the measurements of that kind so far.
+    pub fn next_measurement_name(&self, kind: &MeasurementKind) -> String {
+        let word = |k: &MeasurementKind| match k {
+            MeasurementKind::Distance { .. } => "Distance",
+            MeasurementKind::Angle { .. } => "Angle",
+            MeasurementKind::RegionStats { .. } => "Region",
+            MeasurementKind::LabelVolume { .. } => "Label volume",
+        };
+        let same = self
+            .measurements
+            .iter()
+            .filter(|m| word(&m.kind) == word(kind))
+            .count();
+        format!("{} {}", word(kind), same + 1)
     }
 
     fn label_info_mut(&mut self, value: u16) -> Option<&mut LabelInfo> {

@@ -413,8 +413,8 @@ impl Project {
         Ok(project)
     }
 
-    /// The images and view of the open document. The caller adds what the document does not
-    /// hold itself (label maps, transforms, meshes, measurements, reports, study).
+    /// The images, view and measurements of the open document. The caller adds what the
+    /// document does not hold itself (label maps, transforms, meshes, reports, study).
     pub fn from_document(doc: &Document) -> Self {
         let first_ct = doc
             .volumes
@@ -455,6 +455,7 @@ impl Project {
                 pan_mm: doc.views.map(|v| v.pan_mm),
                 ..Default::default()
             },
+            measurements: doc.measurements.clone(),
             ..Default::default()
         }
     }
@@ -481,6 +482,7 @@ impl Project {
             .filter(|(v, _)| *v < count)
             .map(|(volume, opacity)| Overlay { volume, opacity });
         doc.cursor_world = self.view.cursor_world;
+        doc.measurements = self.measurements;
         for (axis, view) in doc.views.iter_mut().enumerate() {
             *view = ViewState {
                 zoom: self.view.zoom[axis],

@@ -17,6 +17,7 @@ pub mod png;
 pub mod raycast;
 pub mod slices;
 pub mod transfer;
+pub mod viewport_meshes;
 pub mod volume_texture;
 
 pub use camera::{Camera, Projection, Ray, StandardView};

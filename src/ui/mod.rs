@@ -2,13 +2,15 @@
 //! an algorithm, never touches files (the file dialog only yields a path).
 
 mod dialogs;
+mod measure_panel;
 mod panels;
 pub mod slice_view;
 pub mod theme;
 pub mod view3d;
+mod view_panel;
 mod workflow;
 
-use crate::document::{Command, Document, Layout, Tool, ViewKind};
+use crate::document::{Command, Document, Layout, MeasureTool, RegionShape, Tool, ViewKind};
 use slice_view::{Hover, SliceViewCache};
 pub use workflow::{Tab, WorkflowState};
 
@@ -17,9 +19,16 @@ pub use workflow::{Tab, WorkflowState};
 #[derive(Default)]
 pub struct UiState {
     views: [SliceViewCache; 3],
-    orbit: view3d::Orbit,
+    view3d: view3d::View3dState,
     pub hover: Option<Hover>,
     pub workflow: WorkflowState,
+}
+
+impl UiState {
+    /// What the 3D view asked the renderer for in the last frame (`None`: nothing drawn).
+    pub fn last_3d_frame(&self) -> Option<&view3d::Frame3d> {
+        self.view3d.last_frame.as_ref()
+    }
 }
 
 /// Draws the whole window for one frame.
@@ -89,6 +98,15 @@ fn shortcut_commands(ctx: &egui::Context, commands: &mut Vec<Command>) {
                 commands.push(Command::SetTool(tool));
             }
         }
+        for (key, tool) in [
+            (Key::D, MeasureTool::Distance),
+            (Key::A, MeasureTool::Angle),
+            (Key::R, MeasureTool::Region(RegionShape::Box)),
+        ] {
+            if i.consume_key(Modifiers::NONE, key) {
+                commands.push(Command::SetMeasureTool(Some(tool)));
+            }
+        }
     });
 }
 
@@ -133,7 +151,7 @@ fn views_ui(ui: &mut egui::Ui, doc: &Document, state: &mut UiState, commands: &m
                 &mut state.hover,
                 commands,
             ),
-            ViewKind::ThreeD => view3d::show(ui, rect, doc, &mut state.orbit, commands),
+            ViewKind::ThreeD => view3d::show(ui, rect, doc, &mut state.view3d, commands),
         }
     }
 }

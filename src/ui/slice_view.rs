@@ -1,10 +1,11 @@
 //! One slice viewport: the CPU-sampled image, the linked crosshair and mouse interaction.
 
 use super::theme;
+use crate::document::slice::slice_step_mm;
 use crate::document::slice::{sample_labels, sample_slice, sample_slice_mapped};
 use crate::document::{
-    Command, Document, Edit, LabelLayer, QaMode, SlicePlane, Tool, ViewAxis, ViewKind, ViewState,
-    WindowLevel,
+    Command, Document, Edit, LabelLayer, MeasureTool, Measurement, MeasurementKind, QaMode, Region,
+    RegionShape, SliceFusion, SlicePlane, Tool, ViewAxis, ViewKind, ViewState, WindowLevel,
 };
 use egui::{Color32, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Vec2};
 use nalgebra::Point3;
@@ -35,6 +36,11 @@ pub struct SliceViewCache {
     texture: Option<TextureHandle>,
     /// The brush stroke or scissors lasso being drawn (world points on this view's plane).
     gesture: Vec<Point3<f64>>,
+    /// Clicks of the distance or angle being placed, and the tool they belong to.
+    measure_points: Vec<Point3<f64>>,
+    measure_tool: Option<MeasureTool>,
+    /// Start and current corner of a region drag.
+    measure_drag: Option<(Point3<f64>, Point3<f64>)>,
 }
 
 fn matrix_bits(m: &Option<nalgebra::Matrix4<f64>>) -> [u64; 16] {
@@ -105,7 +111,9 @@ impl SliceViewCache {
                 checkerboard: doc
                     .registration
                     .as_ref()
-                    .is_some_and(|r| r.qa == QaMode::Checkerboard),
+                    .is_some_and(|r| r.qa == QaMode::Checkerboard)
+                    || doc.view_settings.slice_fusion == SliceFusion::Checkerboard,
+                grey_blend: doc.view_settings.slice_fusion == SliceFusion::GreyBlend,
                 labels: doc.labels.as_ref().map(|l| (&self.label_samples[..], l)),
                 preview: doc.threshold_preview.map(|range| {
                     let samples = if reference.id == entry.id {
@@ -150,6 +158,8 @@ struct Layers<'a> {
     overlay: Option<(&'a [f32], WindowLevel, f32)>,
     /// Alternate squares of the fixed and the moving image instead of blending them.
     checkerboard: bool,
+    /// Blend the overlay in grey rather than its hot colour map.
+    grey_blend: bool,
     labels: Option<(&'a [u16], &'a LabelLayer)>,
     preview: Option<(&'a [f32], (f32, f32))>,
     /// 1 = confident; low values are tinted red.
@@ -201,6 +211,8 @@ fn slice_image(
                         if (x + y) % 2 == 1 {
                             rgb = [g; 3];
                         }
+                    } else if layers.grey_blend {
+                        blend(&mut rgb, [g; 3], opacity);
                     } else {
                         let hot = [
                             (3.0 * g).min(1.0),
@@ -342,8 +354,17 @@ pub fn slice_view_ui(
     let modifiers = ui.input(|i| i.modifiers);
     let tool = doc.tools.tool;
     let nudging = doc.registration.is_some() && modifiers.alt;
+    draw_measurements(&painter, &plane, image, doc);
+    if cache.measure_tool != doc.measure_tool {
+        cache.measure_points.clear();
+        cache.measure_drag = None;
+        cache.measure_tool = doc.measure_tool;
+    }
     if nudging {
         nudge_commands(&response, axis, points_per_mm, commands);
+    } else if let Some(measure) = doc.measure_tool.filter(|_| !modifiers.shift) {
+        measure_commands(ui, &response, &plane, image, doc, measure, cache, commands);
+        draw_pending_measurement(&painter, &plane, image, cache, response.hover_pos());
     } else if tool.edits() && !modifiers.shift {
         tool_commands(
             ui,
@@ -688,4 +709,264 @@ fn draw_edge_letters(painter: &egui::Painter, rect: Rect, axis: ViewAxis) {
         font,
         colour,
     );
+}
+
+/// Clicks place distance and angle points; a drag draws a statistics region.
+#[allow(clippy::too_many_arguments)]
+fn measure_commands(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    plane: &SlicePlane,
+    image: Rect,
+    doc: &Document,
+    tool: MeasureTool,
+    cache: &mut SliceViewCache,
+    commands: &mut Vec<Command>,
+) {
+    let to_array = |p: &Point3<f64>| [p.x, p.y, p.z];
+    let primary = egui::PointerButton::Primary;
+    let add = |kind| {
+        Command::AddMeasurement(Measurement {
+            name: String::new(),
+            kind,
+        })
+    };
+    match tool {
+        MeasureTool::Distance | MeasureTool::Angle => {
+            let Some(pos) = response
+                .interact_pointer_pos()
+                .filter(|_| response.clicked())
+            else {
+                return;
+            };
+            cache
+                .measure_points
+                .push(world_at_screen(plane, image, pos));
+            if cache.measure_points.len() < tool.points_needed() {
+                return;
+            }
+            let p: Vec<[f64; 3]> = cache
+                .measure_points
+                .drain(..)
+                .map(|p| to_array(&p))
+                .collect();
+            commands.push(add(if tool == MeasureTool::Distance {
+                MeasurementKind::Distance {
+                    a_mm: p[0],
+                    b_mm: p[1],
+                }
+            } else {
+                MeasurementKind::Angle {
+                    a_mm: p[0],
+                    vertex_mm: p[1],
+                    c_mm: p[2],
+                }
+            }));
+        }
+        MeasureTool::Region(shape) => {
+            if response.drag_started_by(primary) {
+                if let Some(origin) = ui.input(|i| i.pointer.press_origin()) {
+                    let p = world_at_screen(plane, image, origin);
+                    cache.measure_drag = Some((p, p));
+                }
+            }
+            if response.dragged_by(primary) {
+                if let (Some(pos), Some(drag)) =
+                    (response.interact_pointer_pos(), &mut cache.measure_drag)
+                {
+                    drag.1 = world_at_screen(plane, image, pos);
+                }
+            }
+            if response.drag_stopped_by(primary) {
+                if let Some((a, b)) = cache.measure_drag.take() {
+                    let volume = doc.active.unwrap_or(0);
+                    if let Some(region) = drag_region(doc, plane.axis, shape, a, b) {
+                        commands.push(add(MeasurementKind::RegionStats {
+                            volume,
+                            region,
+                            label_map: None,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The region a drag from `a` to `b` on a slice of `axis` draws: a box one slice thick (its
+/// faces on the world axes, as the slices are) or a sphere centred on `a` through `b`.
+/// `None` for a drag of no size.
+pub fn drag_region(
+    doc: &Document,
+    axis: ViewAxis,
+    shape: RegionShape,
+    a: Point3<f64>,
+    b: Point3<f64>,
+) -> Option<Region> {
+    let entry = doc.active_volume()?;
+    if (b - a).norm() < 1e-6 {
+        return None;
+    }
+    match shape {
+        RegionShape::Circle => Some(Region::Sphere {
+            centre_mm: [a.x, a.y, a.z],
+            radius_mm: (b - a).norm(),
+        }),
+        RegionShape::Box => {
+            let half = slice_step_mm(entry.image.volume.geometry(), axis) / 2.0;
+            let normal = axis.normal_world();
+            let mut min_mm = [0.0; 3];
+            let mut max_mm = [0.0; 3];
+            for k in 0..3 {
+                if normal[k].abs() > 0.5 {
+                    min_mm[k] = a[k] - half;
+                    max_mm[k] = a[k] + half;
+                } else {
+                    min_mm[k] = a[k].min(b[k]);
+                    max_mm[k] = a[k].max(b[k]);
+                }
+            }
+            (0..3)
+                .all(|k| max_mm[k] > min_mm[k])
+                .then_some(Region::Box { min_mm, max_mm })
+        }
+    }
+}
+
+/// Signed distance of `p` from the view's plane (through the cursor), mm.
+fn off_plane_mm(plane: &SlicePlane, doc: &Document, p: &Point3<f64>) -> f64 {
+    (p - doc.cursor_point()).dot(&plane.axis.normal_world())
+}
+
+/// Stored measurements that lie on this slice, with their values.
+fn draw_measurements(painter: &egui::Painter, plane: &SlicePlane, image: Rect, doc: &Document) {
+    let Some(entry) = doc.active_volume() else {
+        return;
+    };
+    let half = slice_step_mm(entry.image.volume.geometry(), plane.axis) / 2.0 + 1e-6;
+    let stroke = Stroke::new(1.5, theme::MEASUREMENT);
+    let font = egui::FontId::proportional(12.0);
+    let on_plane = |p: &[f64; 3]| off_plane_mm(plane, doc, &Point3::from(*p)).abs() <= half;
+    let screen = |p: &[f64; 3]| screen_of_world(plane, image, &Point3::from(*p));
+    for m in &doc.measurements {
+        let label = match m.geometric_value_text() {
+            Some(value) => format!("{} {value}", m.name),
+            None => m.name.clone(),
+        };
+        match &m.kind {
+            MeasurementKind::Distance { a_mm, b_mm } if on_plane(a_mm) && on_plane(b_mm) => {
+                let (a, b) = (screen(a_mm), screen(b_mm));
+                painter.line_segment([a, b], stroke);
+                for p in [a, b] {
+                    painter.circle_filled(p, 2.5, theme::MEASUREMENT);
+                }
+                painter.text(
+                    b + Vec2::new(6.0, 0.0),
+                    egui::Align2::LEFT_CENTER,
+                    label,
+                    font.clone(),
+                    theme::MEASUREMENT,
+                );
+            }
+            MeasurementKind::Angle {
+                a_mm,
+                vertex_mm,
+                c_mm,
+            } if [a_mm, vertex_mm, c_mm].into_iter().all(on_plane) => {
+                let points = vec![screen(a_mm), screen(vertex_mm), screen(c_mm)];
+                painter.add(egui::Shape::line(points.clone(), stroke));
+                painter.text(
+                    points[1] + Vec2::new(6.0, 0.0),
+                    egui::Align2::LEFT_CENTER,
+                    label,
+                    font.clone(),
+                    theme::MEASUREMENT,
+                );
+            }
+            MeasurementKind::RegionStats { region, .. } => match region {
+                Region::Box { min_mm, max_mm } => {
+                    let n = plane.axis.normal_world();
+                    let depth = doc.cursor_point().coords.dot(&n);
+                    let lo = Point3::from(*min_mm).coords.dot(&n);
+                    let hi = Point3::from(*max_mm).coords.dot(&n);
+                    if depth < lo.min(hi) - 1e-6 || depth > lo.max(hi) + 1e-6 {
+                        continue;
+                    }
+                    let r = Rect::from_two_pos(screen(min_mm), screen(max_mm));
+                    painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Middle);
+                    painter.text(
+                        r.right_top() + Vec2::new(4.0, 0.0),
+                        egui::Align2::LEFT_TOP,
+                        label,
+                        font.clone(),
+                        theme::MEASUREMENT,
+                    );
+                }
+                Region::Sphere {
+                    centre_mm,
+                    radius_mm,
+                } => {
+                    let d = off_plane_mm(plane, doc, &Point3::from(*centre_mm));
+                    if d.abs() >= *radius_mm {
+                        continue;
+                    }
+                    let points_per_mm =
+                        image.width() as f64 / (plane.pixel_mm * plane.width_px as f64);
+                    let r = ((radius_mm * radius_mm - d * d).sqrt() * points_per_mm) as f32;
+                    let c = screen(centre_mm);
+                    painter.circle_stroke(c, r, stroke);
+                    painter.text(
+                        c + Vec2::new(r + 4.0, 0.0),
+                        egui::Align2::LEFT_CENTER,
+                        label,
+                        font.clone(),
+                        theme::MEASUREMENT,
+                    );
+                }
+                Region::Label { .. } => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+/// The points clicked so far (joined, and to the mouse) or the region being dragged.
+fn draw_pending_measurement(
+    painter: &egui::Painter,
+    plane: &SlicePlane,
+    image: Rect,
+    cache: &SliceViewCache,
+    hover: Option<Pos2>,
+) {
+    let stroke = Stroke::new(1.0, theme::MEASUREMENT_PENDING);
+    let mut points: Vec<Pos2> = cache
+        .measure_points
+        .iter()
+        .map(|p| screen_of_world(plane, image, p))
+        .collect();
+    for p in &points {
+        painter.circle_filled(*p, 2.5, theme::MEASUREMENT_PENDING);
+    }
+    if let (Some(h), false) = (hover, points.is_empty()) {
+        points.push(h);
+    }
+    if points.len() >= 2 {
+        painter.add(egui::Shape::line(points, stroke));
+    }
+    if let (Some((a, b)), Some(tool)) = (&cache.measure_drag, cache.measure_tool) {
+        let (a, b) = (
+            screen_of_world(plane, image, a),
+            screen_of_world(plane, image, b),
+        );
+        if tool == MeasureTool::Region(RegionShape::Circle) {
+            painter.circle_stroke(a, (b - a).length(), stroke);
+        } else {
+            painter.rect_stroke(
+                Rect::from_two_pos(a, b),
+                0.0,
+                stroke,
+                egui::StrokeKind::Middle,
+            );
+        }
+    }
 }

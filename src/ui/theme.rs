@@ -30,3 +30,11 @@ pub fn rgba(color: crate::document::Rgba) -> Color32 {
     let [r, g, b, a] = color.0;
     Color32::from_rgba_unmultiplied(r, g, b, a)
 }
+/// Measurements drawn on the slices, and the one being placed.
+pub const MEASUREMENT: Color32 = Color32::from_rgb(90, 220, 255);
+pub const MEASUREMENT_PENDING: Color32 = Color32::from_rgb(255, 170, 60);
+
+/// An 8-bit RGB colour computed at run time (e.g. a transfer function's).
+pub fn rgb(c: [u8; 3]) -> Color32 {
+    Color32::from_rgb(c[0], c[1], c[2])
+}

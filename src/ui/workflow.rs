@@ -18,16 +18,20 @@ pub enum Tab {
     Segment,
     Edit,
     Export,
+    View,
+    Measure,
 }
 
 impl Tab {
-    const ALL: [Tab; 6] = [
+    const ALL: [Tab; 8] = [
         Tab::Properties,
         Tab::Preprocess,
         Tab::Register,
         Tab::Segment,
         Tab::Edit,
         Tab::Export,
+        Tab::View,
+        Tab::Measure,
     ];
 
     fn title(self) -> &'static str {
@@ -38,6 +42,8 @@ impl Tab {
             Tab::Segment => "Segment",
             Tab::Edit => "Edit",
             Tab::Export => "Mesh & export",
+            Tab::View => "View",
+            Tab::Measure => "Measurements",
         }
     }
 }
@@ -54,6 +60,9 @@ pub struct WorkflowState {
     pub resample_mm: f64,
     /// Cached label volumes (ml) for a labels revision: counting voxels each frame is too slow.
     volumes_ml: Option<(u64, Vec<(u16, f64)>)>,
+    /// The Measurements tab's caches (region statistics and label volumes cost a pass over
+    /// voxels).
+    measures: super::measure_panel::MeasureCache,
 }
 
 impl Default for WorkflowState {
@@ -67,6 +76,7 @@ impl Default for WorkflowState {
             register_moving: 1,
             resample_mm: 1.0,
             volumes_ml: None,
+            measures: Default::default(),
         }
     }
 }
@@ -96,6 +106,8 @@ pub fn workflow_ui(
         Tab::Segment => segment_ui(ui, doc, state, commands),
         Tab::Edit => edit_ui(ui, doc, state, commands),
         Tab::Export => export_ui(ui, doc, state, commands),
+        Tab::View => super::view_panel::view_ui(ui, doc, commands),
+        Tab::Measure => super::measure_panel::measure_ui(ui, doc, &mut state.measures, commands),
     });
 }
 

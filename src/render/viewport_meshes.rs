@@ -1,0 +1,192 @@
+//! Meshes inside a render pass that has no depth attachment (egui's): the mesh viewer draws
+//! into an offscreen colour + depth target of the viewport's size, then that picture is laid
+//! onto the viewport with premultiplied-alpha blending. The window keeps its own pass and the
+//! meshes still get correct depth among themselves.
+
+use super::four_view::{SceneDrawer, SceneView};
+use super::mesh_view::{MeshRenderer, MESH_DEPTH_FORMAT};
+use crate::volume::{Rgba, TriMesh};
+
+struct Target {
+    size: [u32; 2],
+    color_view: wgpu::TextureView,
+    depth_view: wgpu::TextureView,
+    bind_group: wgpu::BindGroup,
+}
+
+/// The mesh viewer plus its offscreen target and the pass that copies it onto a viewport.
+pub struct ViewportMeshes {
+    renderer: MeshRenderer,
+    scene_key: Option<u64>,
+    target: Option<Target>,
+    blit: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    format: wgpu::TextureFormat,
+}
+
+impl ViewportMeshes {
+    /// For passes whose colour target is `format` (egui's `target_format`).
+    pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> Self {
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("viewport meshes blit"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::FRAGMENT,
+                ty: wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                },
+                count: None,
+            }],
+        });
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("blit.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/blit.wgsl").into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("viewport meshes blit"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let blit = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("viewport meshes blit"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: Default::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        Self {
+            renderer: MeshRenderer::new(device, format, MESH_DEPTH_FORMAT),
+            scene_key: None,
+            target: None,
+            blit,
+            layout,
+            format,
+        }
+    }
+
+    /// Uploads `meshes` unless `scene_key` says they are the ones already uploaded.
+    pub fn set_meshes(
+        &mut self,
+        device: &wgpu::Device,
+        scene_key: u64,
+        meshes: &[(&TriMesh, Rgba)],
+    ) {
+        if self.scene_key != Some(scene_key) {
+            self.renderer.set_meshes(device, meshes);
+            self.scene_key = Some(scene_key);
+        }
+    }
+
+    fn ensure_target(&mut self, device: &wgpu::Device, size: [u32; 2]) {
+        if self.target.as_ref().is_some_and(|t| t.size == size) {
+            return;
+        }
+        let extent = wgpu::Extent3d {
+            width: size[0],
+            height: size[1],
+            depth_or_array_layers: 1,
+        };
+        let make = |label, format| {
+            device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(label),
+                size: extent,
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT
+                    | wgpu::TextureUsages::TEXTURE_BINDING,
+                view_formats: &[],
+            })
+        };
+        let color_view =
+            make("viewport meshes colour", self.format).create_view(&Default::default());
+        let depth_view =
+            make("viewport meshes depth", MESH_DEPTH_FORMAT).create_view(&Default::default());
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("viewport meshes blit"),
+            layout: &self.layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::TextureView(&color_view),
+            }],
+        });
+        self.target = Some(Target {
+            size,
+            color_view,
+            depth_view,
+            bind_group,
+        });
+    }
+
+    /// Records the offscreen mesh pass for `view` (its viewport size is the target's size);
+    /// run it before the pass [`Self::paint`] draws into.
+    pub fn render(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        view: &SceneView,
+    ) {
+        let size = view.viewport_px.map(|n| n.clamp(1, 8192));
+        self.ensure_target(device, size);
+        SceneDrawer::prepare(&mut self.renderer, queue, view);
+        let Some(target) = &self.target else {
+            return;
+        };
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("viewport meshes"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &target.color_view,
+                resolve_target: None,
+                depth_slice: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                view: &target.depth_view,
+                depth_ops: Some(wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(1.0),
+                    store: wgpu::StoreOp::Discard,
+                }),
+                stencil_ops: None,
+            }),
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        SceneDrawer::paint(&self.renderer, &mut pass);
+    }
+
+    /// Lays the last rendered picture over the pass's current viewport.
+    pub fn paint(&self, pass: &mut wgpu::RenderPass<'_>) {
+        let Some(target) = &self.target else {
+            return;
+        };
+        pass.set_pipeline(&self.blit);
+        pass.set_bind_group(0, &target.bind_group, &[]);
+        pass.draw(0..3, 0..1);
+    }
+}
