@@ -147,6 +147,7 @@ fn deformable_recovers_a_smooth_warp() {
             amplitude_mm: 1.5,
             wavelength_mm: 60.0,
             centre_mm: c,
+            fade_sigma_mm: None,
         }),
     };
     let ph = small_phantom(truth, 0.0);

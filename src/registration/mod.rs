@@ -323,16 +323,11 @@ pub fn register(
             .min(params.samples)
     };
 
-    // A deformable run: rigid, then affine on the last level but one (a smooth warp has a
-    // large linear part, shear included, that a field on a coarse grid should not have to
-    // carry), then the B-spline from the coarsest level up to the last but one. The finest
-    // level only judges the result.
+    // A deformable run: rigid (optionally affine on the last level but one, see
+    // `BSplineSettings::affine_first`), then the B-spline from the coarsest level up to the
+    // last but one. The finest level only judges the result.
     let deformable = matches!(params.kind, RegistrationKind::Deformable(_));
-    let (deformable_levels, linear_weight) = if deformable {
-        ((n_levels - 1).max(1), 0.4f32)
-    } else {
-        (0, 1.0)
-    };
+    let linear_weight = if deformable { 0.4f32 } else { 1.0 };
     let mut t = start.clone();
     let mut reports = Vec::new();
     let mut finest_level = None;
@@ -343,7 +338,10 @@ pub fn register(
             linear_weight * (l + 1) as f32 / n_levels as f32,
         );
         level_ctx.set_stage("Rigid alignment");
+        let build_started = std::time::Instant::now();
         let level = build_with(l, linear_samples(l));
+        let build_secs = build_started.elapsed().as_secs_f64();
+        let reports_before = reports.len();
         if level.samples.is_empty() {
             return Err(RegistrationError::EmptyMask { which: "fixed" });
         }
@@ -388,7 +386,7 @@ pub fn register(
         }
         let affine_here = match params.kind {
             RegistrationKind::Affine => l + 2 >= n_levels,
-            RegistrationKind::Deformable(_) => l + 2 == n_levels,
+            RegistrationKind::Deformable(ref b) => b.affine_first && l + 2 == n_levels,
             RegistrationKind::Rigid => false,
         };
         if affine_here {
@@ -408,6 +406,9 @@ pub fn register(
                 &level_ctx,
             )?);
         }
+        if let Some(r) = reports.get_mut(reports_before) {
+            r.build_secs = build_secs;
+        }
         if deformable && !finest {
             kept_levels.push(level);
         } else if finest {
@@ -426,30 +427,36 @@ pub fn register(
     if let RegistrationKind::Deformable(settings) = &params.kind {
         let dctx = ctx.sub(0.4, 0.95);
         dctx.set_stage("Deformable refinement");
-        let first = 0;
         let mut field: Option<BSplineDeformation> = None;
         let mut rep = deformable::DeformableReport::default();
-        for l in first..first + deformable_levels {
+        // Control grids from coarse to fine (elastix's grid schedule): a coarse grid moves
+        // whole regions, so the homogeneous interior, where the metric has no gradient of its
+        // own, follows the edges around it; each finer grid then adds detail. Coarse grids
+        // run on coarse images; the finest pyramid level is kept for judging the result.
+        let grid_levels = settings.grid_levels.max(1);
+        for b in 0..grid_levels {
+            let images = match kept_levels.len() {
+                0 => &finest,
+                n => &kept_levels[(b * n / grid_levels).min(n - 1)],
+            };
             // A field has far more parameters than a rigid transform: it gets its own, denser
             // sample set on the images the linear stage already smoothed.
-            let images = kept_levels.get(l - first).unwrap_or(&finest);
             let level = images.with_samples(
                 params.metric,
-                settings.samples.max(params.samples),
+                settings.samples.max(1000),
                 fixed_mask.as_ref(),
-                params.seed.wrapping_add(100 + l as u64),
+                params.seed.wrapping_add(100 + b as u64),
             );
-            let level_ref = &level;
             let sub = dctx.sub(
-                (l - first) as f32 / deformable_levels as f32,
-                (l - first + 1) as f32 / deformable_levels as f32,
+                b as f32 / grid_levels as f32,
+                (b + 1) as f32 / grid_levels as f32,
             );
             let (f, r) = deformable::optimise_bspline(
-                level_ref,
+                &level,
                 fixed.geometry(),
                 &m_final_linear,
                 field.take(),
-                settings.control_spacing_mm * 2f64.powi((first + deformable_levels - 1 - l) as i32),
+                settings.control_spacing_mm * 2f64.powi((grid_levels - 1 - b) as i32),
                 settings,
                 params.metric,
                 &sub,
@@ -515,7 +522,10 @@ pub fn register(
         kind: match &params.kind {
             RegistrationKind::Rigid => "rigid",
             RegistrationKind::Affine => "affine",
-            RegistrationKind::Deformable(_) => "deformable (rigid + affine + B-spline)",
+            RegistrationKind::Deformable(b) if b.affine_first => {
+                "deformable (rigid + affine + B-spline)"
+            }
+            RegistrationKind::Deformable(_) => "deformable (rigid + B-spline)",
         }
         .to_string(),
         metric: format!("{:?}", params.metric),

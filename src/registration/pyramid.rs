@@ -26,7 +26,9 @@ pub fn smooth_and_shrink(v: &Volume<f32>, target_spacing_mm: f64) -> Volume<f32>
     }
     // Blur and decimate one axis at a time, computing only the kept outputs: each pass then
     // runs on an already reduced volume.
-    let mut data = v.data().to_vec();
+    // The first pass reads the input in place: copying a full-resolution CT first cost more
+    // than the pass itself.
+    let mut reduced: Option<Vec<f32>> = None;
     let mut dims = g.dims;
     for axis in 0..3 {
         let sigma_vox = sigma_mm[axis] / g.spacing_mm[axis];
@@ -35,10 +37,12 @@ pub fn smooth_and_shrink(v: &Volume<f32>, target_spacing_mm: f64) -> Volume<f32>
         } else {
             vec![1.0]
         };
-        let (d, n) = blur_decimate_axis(&data, dims, axis, &kernel, factors[axis]);
-        data = d;
+        let src = reduced.as_deref().unwrap_or(v.data());
+        let (d, n) = blur_decimate_axis(src, dims, axis, &kernel, factors[axis]);
+        reduced = Some(d);
         dims = n;
     }
+    let data = reduced.unwrap_or_default();
     let spacing = [0, 1, 2].map(|a| g.spacing_mm[a] * factors[a] as f64);
     match VolumeGeometry::new(dims, spacing, g.origin_mm, g.direction)
         .ok()

@@ -37,6 +37,31 @@ pub fn target_registration_error(
     }
 }
 
+/// TRE of the least-squares affine fit of `truth` over `points`: no linear transform can do
+/// better on these points, so it is the floor for a linear stage and tells how much of a true
+/// mapping only a deformable stage can recover. `None` with fewer than four points or when
+/// they are coplanar.
+pub fn affine_fit_floor(
+    points: &[Point3<f64>],
+    truth: impl Fn(&Point3<f64>) -> Point3<f64> + Sync,
+) -> Option<TreSummary> {
+    if points.len() < 4 {
+        return None;
+    }
+    let mut xtx = nalgebra::Matrix4::<f64>::zeros();
+    let mut xty = nalgebra::Matrix4x3::<f64>::zeros();
+    for p in points {
+        let x = nalgebra::Vector4::new(p.x, p.y, p.z, 1.0);
+        let y = truth(p);
+        xtx += x * x.transpose();
+        xty += x * nalgebra::RowVector3::new(y.x, y.y, y.z);
+    }
+    let coefficients = xtx.lu().solve(&xty)?;
+    let m = coefficients.transpose();
+    let fit = |p: &Point3<f64>| Point3::from(m * nalgebra::Vector4::new(p.x, p.y, p.z, 1.0));
+    Some(target_registration_error(points, fit, truth))
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LabelDice {
     pub label: u16,
