@@ -52,13 +52,26 @@ fn sample_loaded(options: AppOptions) -> Harness<'static, App> {
     h
 }
 
+/// Steps until a widget labelled `label` is shown (a dialog opens a frame or two after the
+/// click that asked for it).
+fn wait_for_label(h: &mut Harness<'static, App>, label: &str) {
+    for _ in 0..200 {
+        if h.query_by_label(label).is_some() {
+            return;
+        }
+        h.step();
+    }
+    panic!("{label:?} never appeared");
+}
+
 /// File ▸ `item` (▸ `sub_item`), as a user clicks it.
 fn file_menu(h: &mut Harness<'static, App>, item: &str, sub_item: Option<&str>) {
     h.get_by_label("File").click();
-    h.run_steps(2);
+    wait_for_label(h, item);
     h.get_by_label(item).click();
     h.run_steps(2);
     if let Some(sub) = sub_item {
+        wait_for_label(h, sub);
         h.get_by_label(sub).click();
         h.run_steps(2);
     }
@@ -188,6 +201,7 @@ fn autosave_leaves_a_recoverable_session_that_the_prompt_restores() {
     step_until(&mut next, "recovery offered", |app| {
         app.recoverable().len() == 1
     });
+    wait_for_label(&mut next, "Recover");
     next.get_by_label("Recover").click();
     step_until(&mut next, "the session recovered", |app| {
         !app.is_busy() && app.document().volumes.len() == 2
@@ -232,7 +246,7 @@ fn save_as_over_an_existing_project_asks_before_replacing_it() {
 
     h.state_mut().script_file_dialog(first.clone());
     file_menu(&mut h, "Save project as…", None);
-    h.get_by_label("Replace");
+    wait_for_label(&mut h, "Replace");
     h.get_by_label("Cancel").click();
     h.run_steps(3);
     assert!(h.query_by_label("Replace").is_none(), "question closed");
@@ -243,6 +257,7 @@ fn save_as_over_an_existing_project_asks_before_replacing_it() {
     h.state_mut().apply(Command::SetOverlayOpacity(0.8));
     h.state_mut().script_file_dialog(first.clone());
     file_menu(&mut h, "Save project as…", None);
+    wait_for_label(&mut h, "Replace");
     h.get_by_label("Replace").click();
     step_until(&mut h, "replaced", |app| {
         !app.is_busy() && app.project_path() == Some(first.as_path())
