@@ -782,8 +782,9 @@ pub struct UiBench {
 
 /// Drives the real `App` headless (no window, no GPU: the 3D view's raycast is not drawn)
 /// on the sample study at 60 frames per second: `frames` frames idle, then up to `frames`
-/// frames while `job` runs on the workers.
-pub fn bench_ui(frames: usize, job: UiBenchJob) -> Result<UiBench, String> {
+/// frames while `job` runs on the workers; with `scroll`, every timed frame also moves the
+/// axial slice (as a user paging through it), so each frame resamples a slice.
+pub fn bench_ui(frames: usize, job: UiBenchJob, scroll: bool) -> Result<UiBench, String> {
     let ctx = egui::Context::default();
     let cc = eframe::CreationContext::_new_kittest(ctx.clone());
     let options = AppOptions {
@@ -796,7 +797,17 @@ pub fn bench_ui(frames: usize, job: UiBenchJob) -> Result<UiBench, String> {
     let mut frame = eframe::Frame::_new_kittest();
     let started = Instant::now();
     let period = std::time::Duration::from_micros(16_667);
+    let mut frame_index = 0u64;
     let mut step = |app: &mut App, times: Option<&mut FrameTimes>| {
+        frame_index += 1;
+        if scroll && times.is_some() {
+            // A user paging through the axial slices: every frame resamples a new one.
+            let steps = if (frame_index / 40) % 2 == 0 { 1 } else { -1 };
+            app.apply(Command::ScrollSlice {
+                axis: crate::document::ViewAxis::Axial,
+                steps,
+            });
+        }
         let input = egui::RawInput {
             screen_rect: Some(egui::Rect::from_min_size(
                 egui::Pos2::ZERO,
@@ -807,12 +818,15 @@ pub fn bench_ui(frames: usize, job: UiBenchJob) -> Result<UiBench, String> {
         };
         let frame_start = Instant::now();
         let mut ui_ms = 0.0;
-        let output = ctx.run_ui(input, |ui| {
+        let mut output = ctx.run_ui(input, |ui| {
             let t = Instant::now();
             eframe::App::ui(app, ui, &mut frame);
             ui_ms += t.elapsed().as_secs_f64() * 1000.0;
         });
-        let _ = ctx.tessellate(output.shapes, output.pixels_per_point);
+        let shapes = std::mem::take(&mut output.shapes);
+        let _ = ctx.tessellate(shapes, output.pixels_per_point);
+        // No GPU takes the texture uploads; they are counted in the frame, then dropped.
+        output.textures_delta.clear();
         let spent = frame_start.elapsed();
         if let Some(times) = times {
             times.ui_ms.push(ui_ms);

@@ -259,6 +259,9 @@ pub struct BenchUiArgs {
     /// The long job: `register` (rigid, sample MR onto CT) or `mesh` (bone threshold, meshes).
     #[arg(long, default_value = "register")]
     pub job: String,
+    /// Page through the axial slices during the timed frames (each frame draws a new slice).
+    #[arg(long)]
+    pub scroll: bool,
 }
 
 /// (median, p95, max) of `v`.
@@ -281,15 +284,20 @@ fn run_ui_bench(args: BenchUiArgs) -> anyhow::Result<()> {
     };
     println!(
         "bench ui: the real App::ui on the sample study, headless at 60 frames/s, {} frames idle \
-         then up to {} while the {} job runs ({} CPUs)",
+         then up to {} while the {} job runs{} ({} CPUs)",
         args.frames,
         args.frames,
         args.job,
+        if args.scroll {
+            ", scrolling the axial slice every frame"
+        } else {
+            ""
+        },
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let result = bench_ui(args.frames, job).map_err(|e| anyhow::anyhow!(e))?;
+    let result = bench_ui(args.frames, job, args.scroll).map_err(|e| anyhow::anyhow!(e))?;
     let row = |name: &str, t: &crate::app::FrameTimes| {
         let (ui_med, ui_p95, ui_max) = spread(&t.ui_ms);
         let (f_med, f_p95, f_max) = spread(&t.frame_ms);
