@@ -14,6 +14,7 @@ use crate::document::{
     labels::orientation_for, BrowserEntry, BrowserListing, Command, Document, ExportRecord,
     LoadStatus, ModelEntry, Selection, TaskStatus, ViewKind,
 };
+use crate::inference::{BackendRequest, InferenceError};
 use crate::jobs::{JobError, JobHandle, JobSystem, Lane};
 use frame_stats::FrameStats;
 use loading::{LoadOutcome, PendingScan};
@@ -142,7 +143,16 @@ impl App {
         Self::with_options(cc, AppOptions::per_user(start), started)
     }
 
-    /// Starts as `options` say: what to open, where autosaves and the recent list live.
+    /// Starts on the sample with a chosen inference engine instead of FUSEPRINT_BACKEND's, so
+    /// what the window shows does not depend on the environment (snapshot tests).
+    pub fn with_backend(cc: &eframe::CreationContext<'_>, request: BackendRequest) -> Self {
+        let mut options = AppOptions::per_user(Start::Sample);
+        options.backend = Some(request);
+        Self::with_options(cc, options, Instant::now())
+    }
+
+    /// Starts as `options` say: what to open, which inference engine, where autosaves and
+    /// the recent list live.
     pub fn with_options(
         cc: &eframe::CreationContext<'_>,
         options: AppOptions,
@@ -155,7 +165,11 @@ impl App {
         let ctx = cc.egui_ctx.clone();
         let jobs = JobSystem::new(Arc::new(move || ctx.request_repaint()));
         // Which inference engine runs and which models exist: found off the UI thread.
-        let startup = Some(jobs.submit("find models", |_ctx| Ok(startup::discover())));
+        let backend: Result<BackendRequest, InferenceError> = match options.backend.clone() {
+            Some(request) => Ok(request),
+            None => BackendRequest::from_env(),
+        };
+        let startup = Some(jobs.submit("find models", move |_ctx| Ok(startup::discover(backend))));
         let start = options.start.clone();
         let files = session::Files::start(options, &jobs);
         let mut app = Self {
@@ -792,6 +806,7 @@ pub fn bench_ui(frames: usize, job: UiBenchJob, scroll: bool) -> Result<UiBench,
         recovery_root: None,
         recent_file: None,
         autosave_idle: crate::document::autosave::DEFAULT_IDLE,
+        backend: None,
     };
     let mut app = App::with_options(&cc, options, Instant::now());
     let mut frame = eframe::Frame::_new_kittest();

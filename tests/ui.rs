@@ -10,6 +10,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use fuseprint::app::App;
 use fuseprint::document::{Command, ViewAxis, CT_PRESETS};
+use fuseprint::inference::BackendRequest;
 
 const WINDOW: Vec2 = Vec2::new(1100.0, 720.0);
 /// The sample CT is 160 voxels of 1.2 mm across, centred on the world origin.
@@ -32,7 +33,7 @@ fn harness() -> Harness<'static, App> {
     Harness::builder()
         .with_size(WINDOW)
         .wgpu()
-        .build_eframe(|cc| App::new(cc))
+        .build_eframe(|cc| App::with_backend(cc, BackendRequest::Tract))
 }
 
 /// Steps the UI until `done` holds: jobs finish on worker threads and wake the UI.
@@ -454,7 +455,7 @@ fn four_views_maximise_on_double_click_and_come_back_with_m() {
         .with_size(WINDOW)
         .with_step_dt(1.0 / 30.0)
         .wgpu()
-        .build_eframe(|cc| App::new(cc));
+        .build_eframe(|cc| App::with_backend(cc, BackendRequest::Tract));
     step_until(&mut h, "the sample study loaded", |app| {
         app.document().volumes.len() == 2 && !app.is_loading()
     });
@@ -588,7 +589,7 @@ fn a_brush_stroke_paints_on_the_axial_slice_and_undo_redo_keys_revert_it() {
 }
 
 #[test]
-fn exporting_a_3mf_writes_every_visible_label_as_an_object() {
+fn exporting_a_3mf_writes_every_visible_label_as_a_part() {
     let mut h = sample_loaded();
     h.state_mut().apply(Command::ApplyThreshold {
         low: 226.0,
@@ -629,8 +630,12 @@ fn exporting_a_3mf_writes_every_visible_label_as_an_object() {
         &mut model,
     )
     .expect("UTF-8 XML");
+    // One multi-part object on the bed (slicers keep the parts registered); each tissue is a
+    // part with its own base material.
     let objects = model.matches("<object ").count();
-    assert!(objects >= 2, "{objects} objects");
+    assert_eq!(objects, 1, "{objects} objects");
+    let materials = model.matches("<base ").count();
+    assert_eq!(materials, doc.meshes.len(), "one material per tissue");
     let triangles = model.matches("<triangle ").count();
     let expected: usize = doc.meshes.iter().map(|m| m.mesh.face_count()).sum();
     assert_eq!(triangles, expected);

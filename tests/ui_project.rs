@@ -20,6 +20,7 @@ fn options(dir: &Path, start: Start) -> AppOptions {
         recovery_root: Some(dir.join("recovery")),
         recent_file: Some(dir.join("config/recent.json")),
         autosave_idle: Duration::from_secs(3600),
+        backend: None,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct AppOptions {
     pub recent_file: Option<PathBuf>,
     /// Quiet time after a change before an autosave.
     pub autosave_idle: Duration,
+    /// The inference engine; `None` takes FUSEPRINT_BACKEND's choice.
+    pub backend: Option<crate::inference::BackendRequest>,
 }
 
 impl AppOptions {
@@ -43,6 +45,7 @@ impl AppOptions {
             recovery_root: autosave::default_recovery_root(),
             recent_file: RecentFiles::per_user_file(),
             autosave_idle: autosave::DEFAULT_IDLE,
+            backend: None,
         }
     }
 }

@@ -3,12 +3,12 @@
 //! or the executable.
 
 use crate::document::ModelEntry;
-use crate::inference::{init_backend, BackendRequest, Manifest, Task};
+use crate::inference::{init_backend, BackendRequest, InferenceError, Manifest, Task};
 use std::path::{Path, PathBuf};
 
-/// (engine summary, models found).
-pub fn discover() -> (String, Vec<ModelEntry>) {
-    let backend = BackendRequest::from_env()
+/// (engine summary, models found), for the engine `request` asks for.
+pub fn discover(request: Result<BackendRequest, InferenceError>) -> (String, Vec<ModelEntry>) {
+    let backend = request
         .and_then(|request| init_backend(&request))
         .map(|info| info.summary())
         .unwrap_or_else(|e| format!("unavailable: {e}"));
