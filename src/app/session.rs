@@ -134,6 +134,9 @@ impl Files {
         });
         let (root, recent_file) = (options.recovery_root.clone(), options.recent_file.clone());
         let startup = jobs.submit("recent files and recovery", move |_ctx| {
+            if let Some(root) = &root {
+                forget_crashes_without_autosave(root);
+            }
             let recoverable = root
                 .map(|r| autosave::find_recoverable_in(&r))
                 .unwrap_or_default();
@@ -179,6 +182,23 @@ impl Files {
             }),
             recovery: self.recoverable.first().map(describe_recoverable),
             recent: self.recent.paths.clone(),
+        }
+    }
+}
+
+/// Removes the folders of sessions that ended without a clean exit before their first
+/// autosave: nothing in them can be recovered, and they would pile up.
+fn forget_crashes_without_autosave(root: &Path) {
+    use crate::io::project::{list_session_folders, process_alive, remove_session_folder};
+    for folder in list_session_folders(root) {
+        let gone = folder
+            .marker
+            .as_ref()
+            .is_some_and(|m| !process_alive(m.pid));
+        if gone && folder.project.is_none() {
+            if let Err(e) = remove_session_folder(&folder.dir) {
+                tracing::warn!("leftover recovery folder: {e}");
+            }
         }
     }
 }

@@ -164,16 +164,18 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, state: &mut UiState) -> Vec<Comma
     file_shortcuts(ui.ctx(), state, &mut commands);
     shortcut_commands(ui.ctx(), &mut commands);
 
-    egui::Panel::top("toolbar").show(ui, |ui| {
+    // The File menu has its own row: the toolbar's progress bars and Stop buttons must stay
+    // on screen in a narrow window.
+    egui::Panel::top("menu_bar").show(ui, |ui| {
         ui.horizontal(|ui| {
             let mut picked = None;
             panels::file_menu_ui(ui, doc, &state.files, &mut picked, &mut commands);
             if let Some(kind) = picked {
                 pick_then(state, kind, &mut commands);
             }
-            panels::toolbar_ui(ui, doc, &mut commands);
         });
     });
+    egui::Panel::top("toolbar").show(ui, |ui| panels::toolbar_ui(ui, doc, &mut commands));
     egui::Panel::bottom("status").show(ui, |ui| {
         panels::status_ui(ui, doc, state.hover, &mut commands)
     });

@@ -104,7 +104,6 @@ pub fn file_menu_ui(
             Some(path) => path.display().to_string(),
             None => "Not saved as a project yet (File ▸ Save project as…)".to_string(),
         });
-    ui.separator();
 }
 
 pub fn toolbar_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
