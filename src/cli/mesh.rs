@@ -6,7 +6,7 @@ use crate::export::profile::{assign_extruders, PrintProfile};
 use crate::export::{self, ExportFormat, ExportOptions, ExportPart, HuStats};
 use crate::io::labels::{apply_class_names, load_label_map, read_class_map};
 use crate::jobs::JobContext;
-use crate::meshing::report::{part_accuracy, AccuracyReport, DEFAULT_BUDGET_MM};
+use crate::meshing::report::{part_accuracy, AccuracyReport, PartAccuracy, DEFAULT_BUDGET_MM};
 use crate::meshing::{self, DecimateTarget, MeshingParams, SmoothParams};
 use crate::volume::{LabelMap, LabelTable, Rgba, Volume, VolumeGeometry};
 use anyhow::Context;
@@ -325,6 +325,31 @@ fn phantom(dims: [usize; 3]) -> anyhow::Result<(Volume<f32>, LabelMap)> {
     Ok((ct, LabelMap::new(labels, table)))
 }
 
+/// Per-stage seconds (thread-seconds where parts run in parallel).
+fn print_stages(times: &meshing::StageTimes) {
+    for (stage, secs) in times.entries() {
+        println!("    {stage:<28} {secs:>8.3} s");
+    }
+}
+
+/// Accuracy of the 9-label model against its voxel masks, over all parts.
+fn print_label_quality(report: &AccuracyReport) {
+    for p in &report.parts {
+        println!(
+            "    {:<14} {:>8} faces, mean {:.3} mm, p95 {:.3} mm, max {:.3} mm, volume {:+.2} %",
+            p.name, p.check.faces, p.mean_mm, p.p95_mm, p.max_mm, p.volume_difference_percent
+        );
+    }
+    let worst = |f: fn(&PartAccuracy) -> f64| report.parts.iter().map(f).fold(0.0f64, f64::max);
+    println!(
+        "quality of the 9-label model vs its masks (worst part): mean {:.3} mm, p95 {:.3} mm, max {:.3} mm, |volume| {:.2} %",
+        worst(|p| p.mean_mm),
+        worst(|p| p.p95_mm),
+        worst(|p| p.max_mm),
+        worst(|p| p.volume_difference_percent.abs())
+    );
+}
+
 /// CPU seconds used since `since` (all threads): on a shared machine wall time overstates work.
 fn cpu_since(since: f64) -> f64 {
     crate::io::cpu_seconds()
@@ -408,7 +433,8 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         min_component_mm3: 0.0,
         fill_holes: false,
     };
-    let mesh = meshing::iso_mesh(&ct, 200.0, &params, &ctx)?;
+    let iso_times = meshing::StageTimes::default();
+    let mesh = meshing::iso_mesh_timed(&ct, 200.0, &params, &ctx, &iso_times)?;
     let t_mesh = t.elapsed().as_secs_f64();
     let iso_faces = iso_faces_before;
     let part = ExportPart {
@@ -417,14 +443,17 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         profile: PrintProfile::clinical_default("bone", Rgba::rgb(255, 255, 255)),
         mesh,
     };
-    export::export(
-        std::slice::from_ref(&part),
-        &out,
-        ExportFormat::StlBinary,
-        &ExportOptions::default(),
-    )?;
+    iso_times.time("STL write", || {
+        export::export(
+            std::slice::from_ref(&part),
+            &out,
+            ExportFormat::StlBinary,
+            &ExportOptions::default(),
+        )
+    })?;
     let dt = t.elapsed().as_secs_f64();
     println!("  (CPU {:.3} s)", cpu_since(cpu));
+    print_stages(&iso_times);
     let c = meshing::check(&part.mesh);
     println!(
         "200 HU: extract + Taubin smooth + QEM decimate {iso_faces} → ≤ {} + STL write: {dt:.3} s (mesh {t_mesh:.3} s), {} faces, watertight {}, manifold {}, self-intersecting pairs {}{}",
@@ -441,8 +470,12 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         min_component_mm3: 0.0,
         fill_holes: true,
     };
-    let label_parts = meshing::label_surfaces(&map, None, &label_params, &ctx)?;
+    let label_times = meshing::StageTimes::default();
+    let surfaces = meshing::label_surfaces_timed(&map, None, &label_params, &ctx, &label_times)?;
     let t_mesh = t.elapsed().as_secs_f64();
+    let cpu_mesh = cpu_since(cpu);
+    let label_report = meshing::accuracy_report(&map, &surfaces, DEFAULT_BUDGET_MM);
+    let label_parts = surfaces;
     let label_parts: Vec<ExportPart> = label_parts
         .into_iter()
         .map(|s| ExportPart {
@@ -453,14 +486,20 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         })
         .collect();
     let labels_out = dir.path().join("labels.stl");
-    export::export(
-        &label_parts,
-        &labels_out,
-        ExportFormat::StlBinary,
-        &ExportOptions::default(),
-    )?;
-    let dt = t.elapsed().as_secs_f64();
-    println!("  (CPU {:.3} s)", cpu_since(cpu));
+    let t_write = Instant::now();
+    let cpu_write = crate::io::cpu_seconds().unwrap_or(0.0);
+    label_times.time("STL write", || {
+        export::export(
+            &label_parts,
+            &labels_out,
+            ExportFormat::StlBinary,
+            &ExportOptions::default(),
+        )
+    })?;
+    // The accuracy report between meshing and writing is not part of the pipeline.
+    let dt = t_mesh + t_write.elapsed().as_secs_f64();
+    println!("  (CPU {:.3} s)", cpu_mesh + cpu_since(cpu_write));
+    print_stages(&label_times);
     let checks: Vec<_> = label_parts
         .iter()
         .map(|p| meshing::check(&p.mesh))
@@ -474,6 +513,7 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         checks.len()
     );
     drop(label_parts);
+    print_label_quality(&label_report);
 
     let t = Instant::now();
     let acc = part_accuracy(

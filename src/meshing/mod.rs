@@ -10,6 +10,7 @@ pub mod mc_table;
 pub mod repair;
 pub mod report;
 pub mod smooth;
+mod stages;
 pub mod surface_nets;
 
 pub use decimate::{decimate, DecimateTarget};
@@ -17,6 +18,7 @@ pub use marching_cubes::isosurface;
 pub use repair::{check, MeshCheck};
 pub use report::{accuracy_report, AccuracyReport, PartAccuracy};
 pub use smooth::SmoothParams;
+pub use stages::StageTimes;
 
 use crate::jobs::{Cancelled, JobContext};
 use crate::volume::{LabelMap, Rgba, TriMesh, Volume, VolumeGeometry};
@@ -110,8 +112,21 @@ pub fn iso_mesh(
     params: &MeshingParams,
     ctx: &JobContext,
 ) -> Result<TriMesh, MeshingError> {
+    iso_mesh_timed(volume, level, params, ctx, &StageTimes::default())
+}
+
+/// [`iso_mesh`], adding the time of each stage to `times`.
+pub fn iso_mesh_timed(
+    volume: &Volume<f32>,
+    level: f32,
+    params: &MeshingParams,
+    ctx: &JobContext,
+    times: &StageTimes,
+) -> Result<TriMesh, MeshingError> {
     ctx.set_stage("Extracting isosurface");
-    let (mut pos, tris) = marching_cubes::isosurface_voxel(volume, level, &ctx.sub(0.0, 0.3))?;
+    let (mut pos, tris) = times.time("extract (marching cubes)", || {
+        marching_cubes::isosurface_voxel(volume, level, &ctx.sub(0.0, 0.3))
+    })?;
     if tris.is_empty() {
         return Err(MeshingError::EmptySurface(level));
     }
@@ -119,40 +134,49 @@ pub fn iso_mesh(
     scale_to_grid_mm(geometry, &mut pos);
     if let Some(sp) = &params.smooth {
         ctx.set_stage("Smoothing");
-        let adjacency = smooth::Adjacency::from_polygons(pos.len(), &tris);
+        let adjacency = times.time("smoothing: adjacency", || {
+            smooth::Adjacency::from_polygons(pos.len(), &tris)
+        });
         let anchors = pos.clone();
         let spacing = geometry.spacing_mm.map(|x| x as f32);
-        smooth::taubin(
-            &mut pos,
-            &adjacency,
-            Some((&anchors, spacing)),
-            sp,
-            &ctx.sub(0.3, 0.5),
-        )?;
+        times.time("smoothing: Taubin", || {
+            smooth::taubin(
+                &mut pos,
+                &adjacency,
+                Some((&anchors, spacing)),
+                sp,
+                &ctx.sub(0.3, 0.5),
+            )
+        })?;
     }
-    let mesh = grid_mm_to_world(geometry, pos, tris);
-    postprocess(mesh, params, &ctx.sub(0.5, 1.0))
+    let mesh = times.time("to world", || grid_mm_to_world(geometry, pos, tris));
+    postprocess(mesh, params, &ctx.sub(0.5, 1.0), times)
 }
 
 fn postprocess(
     mut mesh: TriMesh,
     params: &MeshingParams,
     ctx: &JobContext,
+    times: &StageTimes,
 ) -> Result<TriMesh, MeshingError> {
     if params.min_component_mm3 > 0.0 {
         ctx.set_stage("Removing small islands");
-        repair::remove_small_components(&mut mesh, params.min_component_mm3);
+        times.time("remove small islands", || {
+            repair::remove_small_components(&mut mesh, params.min_component_mm3)
+        });
     }
     if let Some(target) = params.decimate {
         ctx.set_stage("Decimating");
-        mesh = decimate(&mesh, target, ctx)?;
+        mesh = times.time("decimate", || decimate(&mesh, target, ctx))?;
     }
     if params.fill_holes {
-        repair::fill_holes(&mut mesh);
+        times.time("fill holes", || repair::fill_holes(&mut mesh));
     }
-    repair::orient_outward(&mut mesh);
-    repair::split_non_manifold(&mut mesh);
-    mesh.compute_normals();
+    times.time("orient outward", || repair::orient_outward(&mut mesh));
+    times.time("split non-manifold", || {
+        repair::split_non_manifold(&mut mesh)
+    });
+    times.time("normals", || mesh.compute_normals());
     Ok(mesh)
 }
 
@@ -163,26 +187,45 @@ pub fn label_surfaces(
     params: &MeshingParams,
     ctx: &JobContext,
 ) -> Result<Vec<LabelSurface>, MeshingError> {
+    label_surfaces_timed(map, only, params, ctx, &StageTimes::default())
+}
+
+/// [`label_surfaces`], adding the time of each stage to `times` (summed over parts, which
+/// run in parallel).
+pub fn label_surfaces_timed(
+    map: &LabelMap,
+    only: Option<&[u16]>,
+    params: &MeshingParams,
+    ctx: &JobContext,
+    times: &StageTimes,
+) -> Result<Vec<LabelSurface>, MeshingError> {
     let geometry = map.geometry();
     ctx.set_stage("Surface nets");
-    let net = surface_nets::surface_net(&map.volume, &ctx.sub(0.0, 0.3))?;
+    let net = times.time("extract (surface nets)", || {
+        surface_nets::surface_net(&map.volume, &ctx.sub(0.0, 0.3))
+    })?;
     let mut pos = net.positions_voxel;
     let mut anchors = net.cell_centres_voxel;
     scale_to_grid_mm(geometry, &mut pos);
     scale_to_grid_mm(geometry, &mut anchors);
     if let Some(sp) = &params.smooth {
         ctx.set_stage("Smoothing");
-        let quads: Vec<[u32; 4]> = net.quads.iter().map(|q| q.v).collect();
-        let adjacency = smooth::Adjacency::from_polygons(pos.len(), &quads);
+        let adjacency = times.time("smoothing: adjacency", || {
+            let quads: Vec<[u32; 4]> = net.quads.iter().map(|q| q.v).collect();
+            smooth::Adjacency::from_polygons(pos.len(), &quads)
+        });
         let spacing = geometry.spacing_mm.map(|x| x as f32);
-        smooth::taubin(
-            &mut pos,
-            &adjacency,
-            Some((&anchors, spacing)),
-            sp,
-            &ctx.sub(0.3, 0.45),
-        )?;
+        times.time("smoothing: Taubin", || {
+            smooth::taubin(
+                &mut pos,
+                &adjacency,
+                Some((&anchors, spacing)),
+                sp,
+                &ctx.sub(0.3, 0.45),
+            )
+        })?;
     }
+    let split_start = std::time::Instant::now();
     drop(anchors);
     // Split each quad once, along its shorter diagonal, so both labels get the same triangles.
     let d2 = |a: u32, b: u32| -> f32 {
@@ -210,44 +253,73 @@ pub fn label_surfaces(
         dims: geometry.dims,
     };
     let comps = surface_nets::corner_components();
-    let mut per_label: Vec<Vec<[(u32, u8); 3]>> = vec![Vec::new(); labels.len()];
     let slot = |l: u16| labels.binary_search(&l).ok();
-    for q in &net.quads {
-        let v = q.v;
-        let split: [[usize; 3]; 2] = if d2(v[0], v[2]) <= d2(v[1], v[3]) {
-            [[0, 1, 2], [0, 2, 3]]
-        } else {
-            [[0, 1, 3], [1, 2, 3]]
-        };
-        for (label, voxel, reverse) in [(q.a, q.voxel, false), (q.b, step(q.voxel, q.axis), true)] {
-            let Some(s) = slot(label) else { continue };
-            let comp: [u8; 4] = q.cells().map(|c| {
-                let mut mask = 0usize;
-                for corner in 0..8 {
-                    let (dx, dy, dz) = (
-                        (corner & 1) as isize,
-                        ((corner >> 1) & 1) as isize,
-                        ((corner >> 2) & 1) as isize,
-                    );
-                    if grid.at(c[0] as isize + dx, c[1] as isize + dy, c[2] as isize + dz) == label
-                    {
-                        mask |= 1 << corner;
+    // Chunks of quads in parallel, each into its own per-label lists, joined in order so the
+    // output does not depend on scheduling.
+    let chunks: Vec<Vec<Vec<[(u32, u8); 3]>>> = net
+        .quads
+        .par_chunks(1 << 16)
+        .map(|quads| {
+            let mut per_label: Vec<Vec<[(u32, u8); 3]>> = vec![Vec::new(); labels.len()];
+            for q in quads {
+                let v = q.v;
+                let split: [[usize; 3]; 2] = if d2(v[0], v[2]) <= d2(v[1], v[3]) {
+                    [[0, 1, 2], [0, 2, 3]]
+                } else {
+                    [[0, 1, 3], [1, 2, 3]]
+                };
+                let sides = [(q.a, q.voxel, false), (q.b, step(q.voxel, q.axis), true)];
+                let slots = sides.map(|(label, _, _)| slot(label));
+                if slots.iter().all(Option::is_none) {
+                    continue;
+                }
+                // Each cell's eight labels, read once for both sides.
+                let cells = q.cells().map(|c| {
+                    std::array::from_fn::<u16, 8, _>(|corner| {
+                        grid.at(
+                            c[0] as isize + (corner & 1) as isize,
+                            c[1] as isize + ((corner >> 1) & 1) as isize,
+                            c[2] as isize + ((corner >> 2) & 1) as isize,
+                        )
+                    })
+                });
+                let lowest = q.cells();
+                for ((label, voxel, reverse), s) in sides.into_iter().zip(slots) {
+                    let Some(s) = s else { continue };
+                    let comp: [u8; 4] = std::array::from_fn(|m| {
+                        let mask = cells[m]
+                            .iter()
+                            .enumerate()
+                            .fold(0usize, |mask, (corner, &l)| {
+                                mask | (usize::from(l == label) << corner)
+                            });
+                        let c = lowest[m];
+                        let corner =
+                            (voxel[0] - c[0]) | ((voxel[1] - c[1]) << 1) | ((voxel[2] - c[2]) << 2);
+                        comps[mask][corner as usize & 7]
+                    });
+                    for t in split {
+                        let tri = t.map(|m| (v[m], comp[m]));
+                        per_label[s].push(if reverse {
+                            [tri[0], tri[2], tri[1]]
+                        } else {
+                            tri
+                        });
                     }
                 }
-                let corner =
-                    (voxel[0] - c[0]) | ((voxel[1] - c[1]) << 1) | ((voxel[2] - c[2]) << 2);
-                comps[mask][corner as usize & 7]
-            });
-            for t in split {
-                let tri = t.map(|m| (v[m], comp[m]));
-                per_label[s].push(if reverse {
-                    [tri[0], tri[2], tri[1]]
-                } else {
-                    tri
-                });
             }
+            per_label
+        })
+        .collect();
+    let mut per_label: Vec<Vec<[(u32, u8); 3]>> = (0..labels.len())
+        .map(|s| Vec::with_capacity(chunks.iter().map(|c| c[s].len()).sum()))
+        .collect();
+    for chunk in chunks {
+        for (all, part) in per_label.iter_mut().zip(chunk) {
+            all.extend_from_slice(&part);
         }
     }
+    times.add("split quads per label", split_start.elapsed().as_secs_f64());
     ctx.check_cancelled()?;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let total_faces: usize = per_label.iter().map(Vec::len).sum();
@@ -256,8 +328,8 @@ pub fn label_surfaces(
         .par_iter()
         .zip(per_label.into_par_iter())
         .map(|(&label, tris)| -> Result<LabelSurface, MeshingError> {
-            let (p, t) = gather(&pos, tris);
-            let mesh = grid_mm_to_world(geometry, p, t);
+            let (p, t) = times.time("gather part vertices", || gather(&pos, tris));
+            let mesh = times.time("to world", || grid_mm_to_world(geometry, p, t));
             let mut part_params = params.clone();
             // A whole-model face budget is shared out in proportion to each part's size.
             if let Some(DecimateTarget::Faces(f)) = params.decimate {
@@ -269,6 +341,7 @@ pub fn label_surfaces(
                 mesh,
                 &part_params,
                 &JobContext::new(crate::jobs::Progress::new(), post.cancel_token().clone()),
+                times,
             )?;
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             post.set_steps(d, labels.len());
@@ -310,34 +383,46 @@ fn step(v: [i32; 3], axis: u8) -> [i32; 3] {
 
 /// The vertex copies `tris` uses, renumbered from zero.
 fn gather(pos: &[[f32; 3]], tris: Vec<[(u32, u8); 3]>) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
-    let mut new_id: std::collections::HashMap<(u32, u8), u32> =
-        std::collections::HashMap::with_capacity(tris.len() / 2 + 1);
+    // Nearly every key is a vertex's first copy (component 0): a dense table for those, a
+    // map for the few others.
+    let mut first_copy = vec![u32::MAX; pos.len()];
+    let mut other_copies: std::collections::HashMap<(u32, u8), u32> =
+        std::collections::HashMap::new();
     let mut out = Vec::with_capacity(tris.len() / 2 + 3);
     let mut origin: Vec<u32> = Vec::with_capacity(tris.len() / 2 + 3);
     let tris: Vec<[u32; 3]> = tris
         .into_iter()
         .map(|t| {
             t.map(|key| {
-                *new_id.entry(key).or_insert_with(|| {
+                let mut add = || {
                     out.push(pos[key.0 as usize]);
                     origin.push(key.0);
                     out.len() as u32 - 1
-                })
+                };
+                if key.1 == 0 {
+                    let slot = &mut first_copy[key.0 as usize];
+                    if *slot == u32::MAX {
+                        *slot = add();
+                    }
+                    *slot
+                } else {
+                    *other_copies.entry(key).or_insert_with(add)
+                }
             })
         })
         .collect();
-    separate_copies(&mut out, &origin, &tris);
+    separate_copies(&mut out, &origin, pos.len(), &tris);
     (out, tris)
 }
 
 /// Moves each copy of a split vertex a fifth of the way towards its own ring's centroid, so
 /// readers that weld vertices by position (STL, trimesh, slicers) keep the sheets apart.
-fn separate_copies(pos: &mut [[f32; 3]], origin: &[u32], tris: &[[u32; 3]]) {
-    let mut copies: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+fn separate_copies(pos: &mut [[f32; 3]], origin: &[u32], source_count: usize, tris: &[[u32; 3]]) {
+    let mut copies = vec![0u8; source_count];
     for &o in origin {
-        *copies.entry(o).or_insert(0) += 1;
+        copies[o as usize] = copies[o as usize].saturating_add(1);
     }
-    let split: Vec<bool> = origin.iter().map(|o| copies[o] > 1).collect();
+    let split: Vec<bool> = origin.iter().map(|&o| copies[o as usize] > 1).collect();
     if !split.iter().any(|&s| s) {
         return;
     }

@@ -2,7 +2,7 @@
 //! islands, and a report of boundary / non-manifold edges and self-intersections.
 
 use crate::volume::TriMesh;
-use rayon::slice::ParallelSliceMut;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -24,30 +24,47 @@ pub struct MeshCheck {
     pub manifold: bool,
 }
 
-fn edge_uses(mesh: &TriMesh) -> HashMap<(u32, u32), (u32, u32)> {
-    // (lo, hi) -> (uses lo→hi, uses hi→lo)
-    let mut m: HashMap<(u32, u32), (u32, u32)> = HashMap::with_capacity(mesh.indices.len() * 2);
-    for t in &mesh.indices {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            let e = m.entry((a.min(b), a.max(b))).or_default();
-            if a < b {
-                e.0 += 1;
-            } else {
-                e.1 += 1;
-            }
-        }
-    }
-    m
+/// Every face corner's edge as (lo << 32 | hi, corner = 3 × face + k), sorted: each run of one
+/// key is the faces around one edge. Sorting beats hashing ~3 entries per face.
+fn sorted_edges(mesh: &TriMesh) -> Vec<(u64, u32)> {
+    let mut edges: Vec<(u64, u32)> = mesh
+        .indices
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(f, t)| {
+            (0..3).map(move |k| {
+                let (a, b) = (t[k], t[(k + 1) % 3]);
+                (
+                    (u64::from(a.min(b)) << 32) | u64::from(a.max(b)),
+                    (3 * f + k) as u32,
+                )
+            })
+        })
+        .collect();
+    edges.par_sort_unstable();
+    edges
+}
+
+/// Runs of `sorted_edges` with one key.
+fn edge_runs(edges: &[(u64, u32)]) -> impl Iterator<Item = &[(u64, u32)]> {
+    edges.chunk_by(|x, y| x.0 == y.0)
+}
+
+/// Whether corner `c`'s edge runs from the lower vertex id to the higher.
+fn runs_up(mesh: &TriMesh, c: u32) -> bool {
+    let t = mesh.indices[c as usize / 3];
+    let k = c as usize % 3;
+    t[k] < t[(k + 1) % 3]
 }
 
 /// Counts boundary and non-manifold edges, components and self-intersections.
 pub fn check(mesh: &TriMesh) -> MeshCheck {
-    let uses = edge_uses(mesh);
+    let edges = sorted_edges(mesh);
     let mut boundary = 0;
     let mut non_manifold = 0;
-    for &(f, r) in uses.values() {
-        match (f, r) {
+    for run in edge_runs(&edges) {
+        let up = run.iter().filter(|e| runs_up(mesh, e.1)).count();
+        match (up, run.len() - up) {
             (1, 1) => {}
             (1, 0) | (0, 1) => boundary += 1,
             _ => non_manifold += 1,
@@ -129,55 +146,55 @@ pub fn face_components(mesh: &TriMesh) -> (Vec<u32>, usize) {
 
 /// Makes neighbouring faces agree on winding, then turns each closed component outward.
 pub fn orient_outward(mesh: &mut TriMesh) {
-    let mut by_edge: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
-    for (f, t) in mesh.indices.iter().enumerate() {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            by_edge
-                .entry((a.min(b), a.max(b)))
-                .or_default()
-                .push(f as u32);
+    // The face across each corner's edge when exactly two faces share it (else none): only
+    // manifold edges are walked across.
+    let mut across = vec![u32::MAX; 3 * mesh.indices.len()];
+    for run in edge_runs(&sorted_edges(mesh)) {
+        if let [(_, c0), (_, c1)] = run {
+            across[*c0 as usize] = c1 / 3;
+            across[*c1 as usize] = c0 / 3;
         }
     }
     let n = mesh.indices.len();
     let mut visited = vec![false; n];
+    // Faces are flipped at the end, so `across` (by corner) stays valid during the walk.
+    let mut flip = vec![false; n];
     let mut comp = vec![0u32; n];
     let mut comp_count = 0;
+    let mut stack = Vec::new();
     for seed in 0..n {
         if visited[seed] {
             continue;
         }
         visited[seed] = true;
         comp[seed] = comp_count;
-        let mut stack = vec![seed];
+        stack.push(seed);
         while let Some(f) = stack.pop() {
             let t = mesh.indices[f];
             for k in 0..3 {
-                let (a, b) = (t[k], t[(k + 1) % 3]);
-                let Some(nbs) = by_edge.get(&(a.min(b), a.max(b))) else {
+                let g = across[3 * f + k] as usize;
+                if g == u32::MAX as usize || g == f || visited[g] {
                     continue;
+                }
+                let (a, b) = if flip[f] {
+                    (t[(k + 1) % 3], t[k])
+                } else {
+                    (t[k], t[(k + 1) % 3])
                 };
-                if nbs.len() != 2 {
-                    continue; // only walk across manifold edges
-                }
-                for &g in nbs {
-                    let g = g as usize;
-                    if g == f || visited[g] {
-                        continue;
-                    }
-                    // A consistent neighbour runs the shared edge b→a.
-                    let u = mesh.indices[g];
-                    let same_dir = (0..3).any(|m| u[m] == a && u[(m + 1) % 3] == b);
-                    if same_dir {
-                        mesh.indices[g].swap(1, 2);
-                    }
-                    visited[g] = true;
-                    comp[g] = comp_count;
-                    stack.push(g);
-                }
+                // A consistent neighbour runs the shared edge b→a.
+                let u = mesh.indices[g];
+                flip[g] = (0..3).any(|m| u[m] == a && u[(m + 1) % 3] == b);
+                visited[g] = true;
+                comp[g] = comp_count;
+                stack.push(g);
             }
         }
         comp_count += 1;
+    }
+    for (t, &flipped) in mesh.indices.iter_mut().zip(&flip) {
+        if flipped {
+            t.swap(1, 2);
+        }
     }
     let mut vol = vec![0.0f64; comp_count as usize];
     for f in 0..n {
@@ -223,18 +240,13 @@ pub fn remove_small_components(mesh: &mut TriMesh, min_mm3: f64) -> usize {
 
 /// Closes each boundary loop with a fan around its centroid; returns the number of holes filled.
 pub fn fill_holes(mesh: &mut TriMesh) -> usize {
-    let uses = edge_uses(mesh);
     // Directed boundary edges a→b; the patch must run b→a.
     let mut next: HashMap<u32, u32> = HashMap::new();
-    for t in &mesh.indices {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            if uses
-                .get(&(a.min(b), a.max(b)))
-                .is_some_and(|&(f, r)| f + r == 1)
-            {
-                next.insert(b, a);
-            }
+    for run in edge_runs(&sorted_edges(mesh)) {
+        if let [(_, c)] = run {
+            let t = mesh.indices[*c as usize / 3];
+            let k = *c as usize % 3;
+            next.insert(t[(k + 1) % 3], t[k]);
         }
     }
     let mut filled = 0;

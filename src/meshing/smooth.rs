@@ -38,26 +38,47 @@ pub struct Adjacency {
 impl Adjacency {
     /// From polygon loops (triangles or quads): each consecutive pair is an edge.
     pub fn from_polygons<const N: usize>(vertex_count: usize, polys: &[[u32; N]]) -> Self {
-        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(polys.len() * N * 2);
-        for p in polys {
-            for k in 0..N {
-                let (a, b) = (p[k], p[(k + 1) % N]);
-                edges.push((a, b));
-                edges.push((b, a));
-            }
-        }
-        edges.par_sort_unstable();
-        edges.dedup();
+        // Bucket both directions of every edge by vertex (a counting sort), then sort and
+        // dedup each short row: linear, where sorting all edge pairs at once is not.
         let mut start = vec![0u32; vertex_count + 1];
-        for &(a, _) in &edges {
-            start[a as usize + 1] += 1;
+        for p in polys {
+            for &v in p {
+                start[v as usize + 1] += 2;
+            }
         }
         for v in 0..vertex_count {
             start[v + 1] += start[v];
         }
+        let mut fill: Vec<u32> = start[..vertex_count].to_vec();
+        let mut all = vec![0u32; start[vertex_count] as usize];
+        for p in polys {
+            for k in 0..N {
+                let (a, b) = (p[k], p[(k + 1) % N]);
+                all[fill[a as usize] as usize] = b;
+                fill[a as usize] += 1;
+                all[fill[b as usize] as usize] = a;
+                fill[b as usize] += 1;
+            }
+        }
+        drop(fill);
+        let mut neighbours = Vec::with_capacity(all.len() / 2);
+        let mut compact_start = Vec::with_capacity(vertex_count + 1);
+        compact_start.push(0u32);
+        for v in 0..vertex_count {
+            let row = &mut all[start[v] as usize..start[v + 1] as usize];
+            row.sort_unstable();
+            let mut last = None;
+            for &w in row.iter() {
+                if last != Some(w) {
+                    neighbours.push(w);
+                    last = Some(w);
+                }
+            }
+            compact_start.push(neighbours.len() as u32);
+        }
         Self {
-            start,
-            neighbours: edges.into_iter().map(|(_, b)| b).collect(),
+            start: compact_start,
+            neighbours,
         }
     }
 
@@ -82,40 +103,41 @@ pub fn taubin(
             .max_offset_voxels
             .map(|m| (a, spacing.map(|s| s * m)))
     });
+    let step = |from: &[[f32; 3]], to: &mut [[f32; 3]], factor: f32| {
+        to.par_iter_mut().enumerate().for_each(|(v, out)| {
+            let nb = adjacency.of(v);
+            let p = from[v];
+            if nb.is_empty() {
+                *out = p;
+                return;
+            }
+            let mut avg = [0.0f32; 3];
+            for &n in nb {
+                let q = from[n as usize];
+                for d in 0..3 {
+                    avg[d] += q[d];
+                }
+            }
+            let inv = 1.0 / nb.len() as f32;
+            let mut r = [0.0f32; 3];
+            for d in 0..3 {
+                r[d] = p[d] + factor * (avg[d] * inv - p[d]);
+            }
+            if let Some((anchor, half)) = limit {
+                let a = anchor[v];
+                for d in 0..3 {
+                    r[d] = r[d].clamp(a[d] - half[d], a[d] + half[d]);
+                }
+            }
+            *out = r;
+        });
+    };
     for it in 0..params.iterations {
         ctx.check_cancelled()?;
         ctx.set_steps(it, params.iterations);
-        for factor in [params.lambda, params.mu] {
-            let current: &[[f32; 3]] = positions;
-            next.par_iter_mut().enumerate().for_each(|(v, out)| {
-                let nb = adjacency.of(v);
-                let p = current[v];
-                if nb.is_empty() {
-                    *out = p;
-                    return;
-                }
-                let mut avg = [0.0f32; 3];
-                for &n in nb {
-                    let q = current[n as usize];
-                    for d in 0..3 {
-                        avg[d] += q[d];
-                    }
-                }
-                let inv = 1.0 / nb.len() as f32;
-                let mut r = [0.0f32; 3];
-                for d in 0..3 {
-                    r[d] = p[d] + factor * (avg[d] * inv - p[d]);
-                }
-                if let Some((anchor, half)) = limit {
-                    let a = anchor[v];
-                    for d in 0..3 {
-                        r[d] = r[d].clamp(a[d] - half[d], a[d] + half[d]);
-                    }
-                }
-                *out = r;
-            });
-            positions.copy_from_slice(&next);
-        }
+        // λ into the scratch buffer, μ back: no copy between steps.
+        step(positions, &mut next, params.lambda);
+        step(&next, positions, params.mu);
     }
     ctx.set_progress(1.0);
     Ok(())
