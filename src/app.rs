@@ -3,12 +3,16 @@
 
 mod frame_stats;
 mod loading;
+mod project_files;
+mod session;
 mod startup;
 mod tasks;
 
+pub use session::{AppOptions, Start};
+
 use crate::document::{
     labels::orientation_for, BrowserEntry, BrowserListing, Command, Document, ExportRecord,
-    LoadStatus, ModelEntry, Selection, TaskStatus,
+    LoadStatus, ModelEntry, Selection, TaskStatus, ViewKind,
 };
 use crate::inference::{BackendRequest, InferenceError};
 use crate::jobs::{JobError, JobHandle, JobSystem, Lane};
@@ -79,6 +83,17 @@ fn log_gpu(cc: &eframe::CreationContext<'_>) {
 struct PendingLoad {
     label: String,
     handle: JobHandle<LoadOutcome>,
+    /// The path opened, for the recent-files list.
+    source: Option<PathBuf>,
+}
+
+/// A view's picture on its way from the renderer: which file, and the view's rectangle in
+/// points with the scale it was drawn at.
+struct Shot {
+    path: PathBuf,
+    rect: egui::Rect,
+    pixels_per_point: f32,
+    image: Arc<egui::ColorImage>,
 }
 
 struct PendingTask {
@@ -97,6 +112,15 @@ pub struct App {
     startup: Option<JobHandle<(String, Vec<ModelEntry>)>>,
     pending_scan: Option<PendingScan>,
     frame_stats: FrameStats,
+
+    // Project files, autosave, recovery, report and screenshots (see app/session.rs).
+    files: session::Files,
+    shots: (
+        std::sync::mpsc::Sender<Shot>,
+        std::sync::mpsc::Receiver<Shot>,
+    ),
+    title: String,
+    close_sent: bool,
 }
 
 impl App {
@@ -112,20 +136,27 @@ impl App {
         open: Option<PathBuf>,
         started: Instant,
     ) -> Self {
-        Self::with_options(cc, open, started, BackendRequest::from_env())
+        let start = match open {
+            Some(path) => Start::Path(path),
+            None => Start::Sample,
+        };
+        Self::with_options(cc, AppOptions::per_user(start), started)
     }
 
     /// Starts on the sample with a chosen inference engine instead of FUSEPRINT_BACKEND's, so
     /// what the window shows does not depend on the environment (snapshot tests).
     pub fn with_backend(cc: &eframe::CreationContext<'_>, request: BackendRequest) -> Self {
-        Self::with_options(cc, None, Instant::now(), Ok(request))
+        let mut options = AppOptions::per_user(Start::Sample);
+        options.backend = Some(request);
+        Self::with_options(cc, options, Instant::now())
     }
 
-    fn with_options(
+    /// Starts as `options` say: what to open, which inference engine, where autosaves and
+    /// the recent list live.
+    pub fn with_options(
         cc: &eframe::CreationContext<'_>,
-        open: Option<PathBuf>,
+        options: AppOptions,
         started: Instant,
-        backend: Result<BackendRequest, InferenceError>,
     ) -> Self {
         log_gpu(cc);
         if let Some(render_state) = &cc.wgpu_render_state {
@@ -134,7 +165,13 @@ impl App {
         let ctx = cc.egui_ctx.clone();
         let jobs = JobSystem::new(Arc::new(move || ctx.request_repaint()));
         // Which inference engine runs and which models exist: found off the UI thread.
+        let backend: Result<BackendRequest, InferenceError> = match options.backend.clone() {
+            Some(request) => Ok(request),
+            None => BackendRequest::from_env(),
+        };
         let startup = Some(jobs.submit("find models", move |_ctx| Ok(startup::discover(backend))));
+        let start = options.start.clone();
+        let files = session::Files::start(options, &jobs);
         let mut app = Self {
             document: Document::new(),
             ui_state: Default::default(),
@@ -145,10 +182,15 @@ impl App {
             startup,
             pending_scan: None,
             frame_stats: FrameStats::new(started),
+            files,
+            shots: std::sync::mpsc::channel(),
+            title: String::new(),
+            close_sent: false,
         };
-        match open {
-            Some(path) => app.apply(Command::LoadPath(path)),
-            None => app.apply(Command::LoadSample),
+        match start {
+            Start::Path(path) => app.apply(Command::LoadPath(path)),
+            Start::Sample => app.apply(Command::LoadSample),
+            Start::Nothing => {}
         }
         // Scripts (screenshots, frame-time runs) open a second image, e.g. the MR of a CT + MR
         // pair, without a file dialog.
@@ -182,19 +224,34 @@ impl App {
     /// Applies one command: app-level ones start jobs or touch the browser, the rest go to
     /// the document. Public so tests can drive the app the way the widgets do.
     pub fn apply(&mut self, command: Command) {
+        if !session::changes_nothing_saved(&command) {
+            self.files.change += 1;
+        }
+        if self.apply_file_command(&command) {
+            return;
+        }
         match command {
+            Command::LoadPath(path) if project_files::is_project_path(&path) => {
+                self.apply_file_command(&Command::OpenProject(path));
+            }
             Command::LoadPath(path) => {
                 let label = format!("Opening {}", file_label(&path));
+                let source = Some(path.clone());
                 let handle = self
                     .jobs
                     .submit("load", move |ctx| loading::load_path(&path, ctx));
-                self.loads.push(PendingLoad { label, handle });
+                self.loads.push(PendingLoad {
+                    label,
+                    handle,
+                    source,
+                });
             }
             Command::LoadSample => {
                 let handle = self.jobs.submit("sample", loading::load_sample);
                 self.loads.push(PendingLoad {
                     label: "Building the sample study".to_string(),
                     handle,
+                    source: None,
                 });
             }
             Command::CancelLoad => {
@@ -375,6 +432,18 @@ impl App {
     }
 
     fn apply_outcome(&mut self, outcome: TaskOutcome) {
+        let outcome = match outcome {
+            TaskOutcome::File(file) => return self.apply_file_outcome(*file),
+            other => other,
+        };
+        self.files.change += 1;
+        if let TaskOutcome::Registration {
+            record: Some(record),
+            ..
+        } = &outcome
+        {
+            self.files.extras.registration = Some(record.clone());
+        }
         let doc = &mut self.document;
         match outcome {
             TaskOutcome::Labels {
@@ -424,6 +493,7 @@ impl App {
                 moving_from_fixed,
                 figures,
                 confidence,
+                ..
             } => {
                 if let Some(reg) = &mut doc.registration {
                     reg.moving_from_fixed = moving_from_fixed;
@@ -435,6 +505,7 @@ impl App {
                 let index = doc.add_volume(*new);
                 doc.apply(Command::Select(Some(Selection::Volume(index))));
             }
+            TaskOutcome::File(_) => {}
         }
         doc.revision += 1;
     }
@@ -458,10 +529,15 @@ impl App {
         };
         self.document.series_choice = None;
         let label = format!("Opening series {}", index + 1);
+        let source = Some(scan.scan.root.clone());
         let handle = self.jobs.submit("load series", move |ctx| {
             loading::load_scanned_series(scan, index, ctx)
         });
-        self.loads.push(PendingLoad { label, handle });
+        self.loads.push(PendingLoad {
+            label,
+            handle,
+            source,
+        });
     }
 
     /// Takes finished loads into the document (once per frame).
@@ -476,6 +552,10 @@ impl App {
                         load.label,
                         load.handle.elapsed().as_secs_f64() * 1000.0
                     );
+                    self.files.change += 1;
+                    if let Some(source) = &load.source {
+                        self.remember_recent(source);
+                    }
                     let mut first_new = None;
                     for volume in volumes {
                         let index = self.document.add_volume(volume);
@@ -554,17 +634,131 @@ fn browse(folder: &Path) -> BrowserListing {
     }
 }
 
+/// The window side of the session's files: title, closing, screenshots.
+impl App {
+    /// "plan * — fuseprint": the project's name and whether it has unsaved changes.
+    fn window_title(&self) -> String {
+        let name = self
+            .files
+            .project_path
+            .as_deref()
+            .map(session::project_name)
+            .unwrap_or_else(|| "unsaved session".to_string());
+        let marker = if self.files.is_modified() { " *" } else { "" };
+        format!("{name}{marker} — fuseprint")
+    }
+
+    /// Before drawing: the title, a close request with unsaved changes (asks first), and a
+    /// wanted screenshot (asks the renderer for the next frame's pixels).
+    fn files_before_frame(&mut self, ctx: &egui::Context) {
+        self.tick_files(Instant::now());
+        let title = self.window_title();
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+        if ctx.input(|i| i.viewport().close_requested())
+            && self.files.is_modified()
+            && !self.files.allow_close
+        {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.files.question = Some(session::Question::DiscardChanges(
+                session::AfterDiscard::Quit,
+            ));
+        }
+        if let Some((view, path)) = self.files.screenshot_wanted.take() {
+            let index = ViewKind::ALL.iter().position(|v| *v == view).unwrap_or(0);
+            match self.ui_state.view_rects[index] {
+                Some(rect) => {
+                    let sender = self.shots.0.clone();
+                    let waker = ctx.clone();
+                    let pixels_per_point = ctx.pixels_per_point();
+                    let callback = egui::ScreenshotCallback::new(move |image| {
+                        let _ = sender.send(Shot {
+                            path,
+                            rect,
+                            pixels_per_point,
+                            image,
+                        });
+                        waker.request_repaint();
+                    });
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
+                }
+                None => {
+                    self.document.message =
+                        Some("that view is not shown: switch to four views first".to_string())
+                }
+            }
+        }
+        while let Ok(shot) = self.shots.1.try_recv() {
+            let (rgba, size) = crop_rgba(&shot.image, shot.rect, shot.pixels_per_point);
+            if size[0] == 0 || size[1] == 0 {
+                self.document.message = Some("the view had no pixels to save".to_string());
+                continue;
+            }
+            self.start_png(rgba, size, shot.path);
+        }
+    }
+
+    /// After the commands: quit once the user agreed to lose unsaved changes.
+    fn files_after_frame(&mut self, ctx: &egui::Context) {
+        if self.files.allow_close && !self.close_sent {
+            self.close_sent = true;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+/// The pixels of `rect` (points) in a window picture taken at `pixels_per_point`, as
+/// straight RGBA rows, with their size.
+fn crop_rgba(
+    image: &egui::ColorImage,
+    rect: egui::Rect,
+    pixels_per_point: f32,
+) -> (Vec<u8>, [usize; 2]) {
+    let [width, height] = image.size;
+    let to_px =
+        |v: f32, limit: usize| ((v * pixels_per_point).round().max(0.0) as usize).min(limit);
+    let (x0, x1) = (to_px(rect.min.x, width), to_px(rect.max.x, width));
+    let (y0, y1) = (to_px(rect.min.y, height), to_px(rect.max.y, height));
+    let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+    for y in y0..y1 {
+        for pixel in &image.pixels[y * width + x0..y * width + x1] {
+            rgba.extend_from_slice(&pixel.to_srgba_unmultiplied());
+        }
+    }
+    (rgba, [x1 - x0, y1 - y0])
+}
+
+impl Drop for App {
+    /// Leaving normally (the window closed, a test ended) is a clean exit; unwinding from a
+    /// panic is a crash, whose autosave stays for recovery.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.end_session();
+        }
+    }
+}
+
 impl eframe::App for App {
+    fn on_exit(&mut self) {
+        self.end_session();
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         if self.frame_stats.frame_started(self.is_busy()) {
             ui.ctx().request_repaint();
         }
         self.drain_jobs();
         self.drain_tasks();
+        let ctx = ui.ctx().clone();
+        self.files_before_frame(&ctx);
+        self.ui_state.files = self.files.status();
         let commands = crate::ui::show(ui, &self.document, &mut self.ui_state);
         for command in commands {
             self.apply(command);
         }
+        self.files_after_frame(&ctx);
         if self.is_busy() {
             self.sync_task_status();
             // Keep the progress bar moving even between the job's own wake-ups.
@@ -573,4 +767,149 @@ impl eframe::App for App {
         }
         self.frame_stats.frame_finished();
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// `fuseprint bench ui`: frame times of the real window code, idle and while a job runs.
+
+/// The long job run while frames are timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiBenchJob {
+    /// Rigid registration of the sample MR onto the sample CT.
+    Register,
+    /// Bone threshold, then the meshes of every label.
+    Mesh,
+}
+
+/// Per-frame times in milliseconds: `ui_ms` is `App::ui` alone (what the UI thread does for
+/// us), `frame_ms` adds egui's layout pass and tessellation.
+#[derive(Debug, Clone, Default)]
+pub struct FrameTimes {
+    pub ui_ms: Vec<f64>,
+    pub frame_ms: Vec<f64>,
+}
+
+/// What `bench ui` measured.
+#[derive(Debug, Clone)]
+pub struct UiBench {
+    pub idle: FrameTimes,
+    pub busy: FrameTimes,
+    /// How long the job ran (seconds) and whether it ended before the frames were counted.
+    pub job_secs: f64,
+    pub job_finished: bool,
+}
+
+/// Drives the real `App` headless (no window, no GPU: the 3D view's raycast is not drawn)
+/// on the sample study at 60 frames per second: `frames` frames idle, then up to `frames`
+/// frames while `job` runs on the workers; with `scroll`, every timed frame also moves the
+/// axial slice (as a user paging through it), so each frame resamples a slice.
+pub fn bench_ui(frames: usize, job: UiBenchJob, scroll: bool) -> Result<UiBench, String> {
+    let ctx = egui::Context::default();
+    let cc = eframe::CreationContext::_new_kittest(ctx.clone());
+    let options = AppOptions {
+        start: Start::Sample,
+        recovery_root: None,
+        recent_file: None,
+        autosave_idle: crate::document::autosave::DEFAULT_IDLE,
+        backend: None,
+    };
+    let mut app = App::with_options(&cc, options, Instant::now());
+    let mut frame = eframe::Frame::_new_kittest();
+    let started = Instant::now();
+    let period = std::time::Duration::from_micros(16_667);
+    let mut frame_index = 0u64;
+    let mut step = |app: &mut App, times: Option<&mut FrameTimes>| {
+        frame_index += 1;
+        if scroll && times.is_some() {
+            // A user paging through the axial slices: every frame resamples a new one.
+            let steps = if (frame_index / 40) % 2 == 0 { 1 } else { -1 };
+            app.apply(Command::ScrollSlice {
+                axis: crate::document::ViewAxis::Axial,
+                steps,
+            });
+        }
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(1500.0, 950.0),
+            )),
+            time: Some(started.elapsed().as_secs_f64()),
+            ..Default::default()
+        };
+        let frame_start = Instant::now();
+        let mut ui_ms = 0.0;
+        let mut output = ctx.run_ui(input, |ui| {
+            let t = Instant::now();
+            eframe::App::ui(app, ui, &mut frame);
+            ui_ms += t.elapsed().as_secs_f64() * 1000.0;
+        });
+        let shapes = std::mem::take(&mut output.shapes);
+        let _ = ctx.tessellate(shapes, output.pixels_per_point);
+        // No GPU takes the texture uploads; they are counted in the frame, then dropped.
+        output.textures_delta.clear();
+        let spent = frame_start.elapsed();
+        if let Some(times) = times {
+            times.ui_ms.push(ui_ms);
+            times.frame_ms.push(spent.as_secs_f64() * 1000.0);
+        }
+        std::thread::sleep(period.saturating_sub(spent));
+    };
+    let wait_idle =
+        |app: &mut App, step: &mut dyn FnMut(&mut App, Option<&mut FrameTimes>), what: &str| {
+            let deadline = Instant::now() + std::time::Duration::from_secs(600);
+            while app.is_busy() {
+                if Instant::now() > deadline {
+                    return Err(format!("{what} did not finish within 10 minutes"));
+                }
+                step(app, None);
+            }
+            Ok(())
+        };
+    step(&mut app, None);
+    wait_idle(&mut app, &mut step, "loading the sample")?;
+    if app.document.volumes.len() < 2 {
+        return Err("the sample study did not load".into());
+    }
+    for _ in 0..10 {
+        step(&mut app, None);
+    }
+    let mut idle = FrameTimes::default();
+    for _ in 0..frames {
+        step(&mut app, Some(&mut idle));
+    }
+    match job {
+        UiBenchJob::Register => {
+            app.apply(Command::BeginRegistration {
+                fixed: 0,
+                moving: 1,
+            });
+            app.apply(Command::RunRegistration);
+        }
+        UiBenchJob::Mesh => {
+            app.apply(Command::ApplyThreshold {
+                low: 200.0,
+                high: 3000.0,
+            });
+            wait_idle(&mut app, &mut step, "the threshold")?;
+            app.apply(Command::BuildMeshes);
+        }
+    }
+    let job_start = Instant::now();
+    let mut busy = FrameTimes::default();
+    while app.is_busy() && busy.ui_ms.len() < frames {
+        step(&mut app, Some(&mut busy));
+    }
+    let job_finished = !app.is_busy();
+    if let Some(message) = &app.document.message {
+        tracing::info!("bench ui: {message}");
+    }
+    for task in &app.tasks {
+        task.handle.cancel();
+    }
+    Ok(UiBench {
+        idle,
+        busy,
+        job_secs: job_start.elapsed().as_secs_f64(),
+        job_finished,
+    })
 }

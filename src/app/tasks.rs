@@ -39,8 +39,12 @@ pub enum TaskOutcome {
         moving_from_fixed: Matrix4<f64>,
         figures: Vec<String>,
         confidence: Option<Volume<f32>>,
+        /// The figures as a project stores them (for the planning report).
+        record: Option<crate::document::project::RegistrationRecord>,
     },
     Volume(Box<NewVolume>),
+    /// A project saved or opened, a report or screenshot written.
+    File(Box<super::project_files::FileOutcome>),
 }
 
 /// A whole-volume labelling operation.
@@ -348,6 +352,7 @@ pub fn register(
                 ),
             ],
             confidence: None,
+            record: None,
         });
     }
     let kind = match method {
@@ -386,11 +391,17 @@ pub fn register(
             confidence.summary.confident_fraction * 100.0
         ),
     ];
+    let record = crate::document::project::RegistrationRecord::new(
+        &reg.report,
+        None,
+        Some(&confidence.summary),
+    );
     ctx.set_progress(1.0);
     Ok(TaskOutcome::Registration {
         moving_from_fixed: reg.moving_from_fixed,
         figures,
         confidence: Some(confidence.volume),
+        record: Some(record),
     })
 }
 

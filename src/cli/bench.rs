@@ -33,6 +33,8 @@ pub enum BenchWhich {
     Inference(super::bench_inference::BenchInferenceArgs),
     /// Raycaster frames per second: DVR and MIP of 256³ and 512³ phantoms at 512² and 1080p.
     Render(super::bench_render::BenchRenderArgs),
+    /// Frame times of the window code (headless), idle vs while a long job runs.
+    Ui(BenchUiArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +82,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhich::Segment(a) => super::bench_segment::run(a),
         BenchWhich::Inference(a) => super::bench_inference::run(&a),
         BenchWhich::Render(a) => super::bench_render::run(a),
+        BenchWhich::Ui(a) => run_ui_bench(a),
     }
 }
 
@@ -241,6 +244,79 @@ fn run_load(a: &LoadArgs) -> anyhow::Result<()> {
         },
         best_nii,
         if best_nii <= target { "met" } else { "NOT met" },
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// `bench ui`
+
+#[derive(Debug, clap::Args)]
+pub struct BenchUiArgs {
+    /// Frames timed idle, and at most as many while the job runs.
+    #[arg(long, default_value_t = 300)]
+    pub frames: usize,
+    /// The long job: `register` (rigid, sample MR onto CT) or `mesh` (bone threshold, meshes).
+    #[arg(long, default_value = "register")]
+    pub job: String,
+    /// Page through the axial slices during the timed frames (each frame draws a new slice).
+    #[arg(long)]
+    pub scroll: bool,
+}
+
+/// (median, p95, max) of `v`.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.95), s[s.len() - 1])
+}
+
+fn run_ui_bench(args: BenchUiArgs) -> anyhow::Result<()> {
+    use crate::app::{bench_ui, UiBenchJob};
+    let job = match args.job.as_str() {
+        "register" => UiBenchJob::Register,
+        "mesh" => UiBenchJob::Mesh,
+        other => anyhow::bail!("unknown job {other:?} (register or mesh)"),
+    };
+    println!(
+        "bench ui: the real App::ui on the sample study, headless at 60 frames/s, {} frames idle \
+         then up to {} while the {} job runs{} ({} CPUs)",
+        args.frames,
+        args.frames,
+        args.job,
+        if args.scroll {
+            ", scrolling the axial slice every frame"
+        } else {
+            ""
+        },
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let result = bench_ui(args.frames, job, args.scroll).map_err(|e| anyhow::anyhow!(e))?;
+    let row = |name: &str, t: &crate::app::FrameTimes| {
+        let (ui_med, ui_p95, ui_max) = spread(&t.ui_ms);
+        let (f_med, f_p95, f_max) = spread(&t.frame_ms);
+        println!(
+            "{name:<10} {:>5} frames   App::ui median {ui_med:6.2} ms  p95 {ui_p95:6.2} ms  max {ui_max:7.2} ms   \
+             whole frame (ui + layout + tessellation) median {f_med:6.2} ms  p95 {f_p95:6.2} ms  max {f_max:7.2} ms",
+            t.ui_ms.len()
+        );
+    };
+    row("idle", &result.idle);
+    row(&format!("{} job", args.job), &result.busy);
+    println!(
+        "the job ran {:.1} s{}",
+        result.job_secs,
+        if result.job_finished {
+            " and finished while frames were counted"
+        } else {
+            " before the frame count was reached (then cancelled)"
+        }
     );
     Ok(())
 }

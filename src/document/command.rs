@@ -153,4 +153,26 @@ pub enum Command {
     /// Store a measurement (an empty name gets "Distance 3"-style numbering).
     AddMeasurement(Measurement),
     DeleteMeasurement(usize),
+
+    // Project files, crash recovery, report and screenshots (all app-level jobs).
+    /// Save to the open project's folder (the window asks for one first when there is none).
+    SaveProject,
+    /// Save as the project folder `path` (`.fuseprint` added); an existing one is replaced
+    /// only after the user confirms.
+    SaveProjectAs(PathBuf),
+    /// Open a project folder (or its project.json), replacing what is open.
+    OpenProject(PathBuf),
+    /// The user's answer to the question the window asked (replace a file, quit unsaved).
+    AnswerQuestion(bool),
+    /// Recover (true) or discard (false) the crashed session offered at start.
+    RecoverSession(bool),
+    /// Close the recovery offer without deciding ("Later": it is offered again next start).
+    PostponeRecovery,
+    /// Write the one-page HTML planning report to `path`.
+    WriteReport(PathBuf),
+    /// Save a PNG of one view as it is shown.
+    Screenshot {
+        view: ViewKind,
+        path: PathBuf,
+    },
 }

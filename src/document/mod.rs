@@ -688,5 +688,29 @@ fn short_name(text: &str) -> String {
         .join(" ")
 }
 
+/// Replacing the whole document (opening a project, recovering a session).
+impl Document {
+    /// Renumbers this document's volume ids and revisions to follow `previous`'s, so caches
+    /// keyed on them (slice textures, GPU volumes) never take the replacing document's
+    /// images for the ones they held before.
+    pub fn continue_after(&mut self, previous: &Document) {
+        let offset = previous.next_volume_id;
+        for v in &mut self.volumes {
+            v.id += offset;
+        }
+        self.next_volume_id += offset;
+        if let Some(layer) = &mut self.labels {
+            layer.volume_id += offset;
+            let before = previous.labels.as_ref().map_or(0, |l| l.revision);
+            layer.revision += before + 1;
+        }
+        for t in &mut self.transforms {
+            t.fixed_id += offset;
+            t.moving_id += offset;
+        }
+        self.revision += previous.revision + 1;
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ pub mod jpegls;
 pub mod labels;
 pub mod nifti;
 pub mod project;
+pub mod settings;
 
 pub use error::IoError;
 

@@ -1,5 +1,8 @@
-//! Floating windows: the series table of a multi-series folder and the built-in file browser.
+//! Floating windows: the series table of a multi-series folder, the built-in file browser,
+//! questions (replace a file? quit unsaved?), the crash-recovery offer and the built-in
+//! save prompt.
 
+use super::Prompt;
 use crate::document::{BrowserListing, Command, SeriesChoice};
 
 pub fn series_table_ui(ctx: &egui::Context, choice: &SeriesChoice, commands: &mut Vec<Command>) {
@@ -105,4 +108,76 @@ pub fn file_browser_ui(ctx: &egui::Context, listing: &BrowserListing, commands: 
                 }
             });
         });
+}
+
+/// A yes/no question; nothing else is asked until it is answered.
+pub fn question_ui(ctx: &egui::Context, prompt: &Prompt, commands: &mut Vec<Command>) {
+    egui::Modal::new(egui::Id::unique("question")).show(ctx, |ui| {
+        ui.set_max_width(420.0);
+        ui.label(&prompt.text);
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            if ui.button(&prompt.yes).clicked() {
+                commands.push(Command::AnswerQuestion(true));
+            }
+            if ui.button(&prompt.no).clicked() {
+                commands.push(Command::AnswerQuestion(false));
+            }
+        });
+    });
+}
+
+/// The offer to recover a session that did not exit cleanly.
+pub fn recovery_ui(ctx: &egui::Context, offer: &str, commands: &mut Vec<Command>) {
+    egui::Modal::new(egui::Id::unique("recovery")).show(ctx, |ui| {
+        ui.set_max_width(460.0);
+        ui.heading("Recover unsaved work?");
+        ui.label(offer);
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            if ui
+                .button("Recover")
+                .on_hover_text("Open the autosaved session (the current one is replaced)")
+                .clicked()
+            {
+                commands.push(Command::RecoverSession(true));
+            }
+            if ui
+                .button("Discard")
+                .on_hover_text("Delete the autosave for good")
+                .clicked()
+            {
+                commands.push(Command::RecoverSession(false));
+            }
+            if ui
+                .button("Later")
+                .on_hover_text("Keep the autosave and ask again at the next start")
+                .clicked()
+            {
+                commands.push(Command::PostponeRecovery);
+            }
+        });
+    });
+}
+
+/// A path typed by hand, for desktops without a file dialog service: `Some(true)` to save,
+/// `Some(false)` to cancel, `None` while the user is typing.
+pub fn save_prompt_ui(ctx: &egui::Context, text: &mut String) -> Option<bool> {
+    let mut answer = None;
+    egui::Window::new("Save as")
+        .collapsible(false)
+        .default_width(520.0)
+        .show(ctx, |ui| {
+            ui.label("No file dialog is available on this desktop: type the path.");
+            ui.add(egui::TextEdit::singleline(text).desired_width(480.0));
+            ui.horizontal(|ui| {
+                if ui.button("Save").clicked() {
+                    answer = Some(true);
+                }
+                if ui.button("Cancel").clicked() {
+                    answer = Some(false);
+                }
+            });
+        });
+    answer
 }

@@ -2,8 +2,109 @@
 
 use super::slice_view::Hover;
 use super::theme;
-use crate::document::{Command, Document, Layout, Selection, VolumeEntry, WindowLevel, CT_PRESETS};
+use super::{FileStatus, PickKind};
+use crate::document::{
+    Command, Document, Layout, Selection, ViewKind, VolumeEntry, WindowLevel, CT_PRESETS,
+};
 use std::path::PathBuf;
+
+/// The File menu (projects, recent files, the planning report, screenshots) and the open
+/// project's name with its unsaved-changes marker. A path the user must choose is asked for
+/// by the caller: `picked` says which.
+pub fn file_menu_ui(
+    ui: &mut egui::Ui,
+    doc: &Document,
+    files: &FileStatus,
+    picked: &mut Option<PickKind>,
+    commands: &mut Vec<Command>,
+) {
+    ui.menu_button("File", |ui| {
+        if ui
+            .button("Open project…")
+            .on_hover_text("Open a .fuseprint project folder (Ctrl+O)")
+            .clicked()
+        {
+            *picked = Some(PickKind::OpenProject);
+            ui.close();
+        }
+        if ui
+            .button("Save project")
+            .on_hover_text("Save images, labels, transforms and meshes (Ctrl+S)")
+            .clicked()
+        {
+            if files.project_path.is_some() {
+                commands.push(Command::SaveProject);
+            } else {
+                *picked = Some(PickKind::SaveProject);
+            }
+            ui.close();
+        }
+        if ui
+            .button("Save project as…")
+            .on_hover_text("Save as a new project folder (Ctrl+Shift+S)")
+            .clicked()
+        {
+            *picked = Some(PickKind::SaveProject);
+            ui.close();
+        }
+        ui.menu_button("Open recent", |ui| {
+            if files.recent.is_empty() {
+                ui.label("Nothing opened yet.");
+            }
+            for path in &files.recent {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string());
+                if ui
+                    .button(name)
+                    .on_hover_text(path.display().to_string())
+                    .clicked()
+                {
+                    commands.push(Command::LoadPath(path.clone()));
+                    ui.close();
+                }
+            }
+        });
+        ui.separator();
+        let has_image = !doc.volumes.is_empty();
+        if ui
+            .add_enabled(has_image, egui::Button::new("Planning report…"))
+            .on_hover_text(
+                "One-page HTML report: fused views, the model, registration and accuracy \
+                 figures, label volumes and the print profile",
+            )
+            .clicked()
+        {
+            *picked = Some(PickKind::SaveReport);
+            ui.close();
+        }
+        ui.menu_button("Screenshot", |ui| {
+            for view in ViewKind::ALL {
+                let name = match view {
+                    ViewKind::Slice(axis) => format!("{} view…", axis.name()),
+                    ViewKind::ThreeD => "3D view…".to_string(),
+                };
+                if ui
+                    .add_enabled(has_image, egui::Button::new(name))
+                    .on_hover_text("Save a PNG of this view as it is shown")
+                    .clicked()
+                {
+                    *picked = Some(PickKind::SaveScreenshot(view));
+                    ui.close();
+                }
+            }
+        });
+    });
+    let name = files.project_name.as_deref().unwrap_or("Unsaved session");
+    let marker = if files.modified { " *" } else { "" };
+    ui.label(format!("{name}{marker}"))
+        .on_hover_text(match &files.project_path {
+            Some(path) if files.modified => format!("{} (unsaved changes)", path.display()),
+            Some(path) => path.display().to_string(),
+            None => "Not saved as a project yet (File ▸ Save project as…)".to_string(),
+        });
+}
 
 pub fn toolbar_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
