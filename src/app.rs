@@ -27,6 +27,7 @@ use tasks::{LabelOp, TaskOutcome};
 /// Opens the desktop window: on `open` if given, otherwise on the bundled sample study.
 pub fn run(open: Option<PathBuf>) -> ExitCode {
     let started = Instant::now();
+    crate::jobs::background_global_pool();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("fuseprint")
@@ -804,6 +805,8 @@ pub struct UiBench {
 /// frames while `job` runs on the workers; with `scroll`, every timed frame also moves the
 /// axial slice (as a user paging through it), so each frame resamples a slice.
 pub fn bench_ui(frames: usize, job: UiBenchJob, scroll: bool) -> Result<UiBench, String> {
+    // As in the window: jobs' threads at background priority.
+    crate::jobs::background_global_pool();
     let ctx = egui::Context::default();
     let cc = eframe::CreationContext::_new_kittest(ctx.clone());
     let options = AppOptions {

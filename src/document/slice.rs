@@ -185,16 +185,18 @@ pub fn sample_slice_mapped(
     let step_x = voxel_from_world.transform_vector(&(plane.axis.right_world() * plane.pixel_mm));
     let step_y = voxel_from_world.transform_vector(&(plane.axis.down_world() * plane.pixel_mm));
     let width = plane.width_px;
-    (0..plane.height_px)
-        .into_par_iter()
-        .flat_map_iter(|y| {
-            let row_start = origin + step_y * y as f64;
-            (0..width).map(move |x| {
-                let p = row_start + step_x * x as f64;
-                trilinear_at(volume, [p.x, p.y, p.z]).unwrap_or(f32::NAN)
+    crate::jobs::interactive(|| {
+        (0..plane.height_px)
+            .into_par_iter()
+            .flat_map_iter(|y| {
+                let row_start = origin + step_y * y as f64;
+                (0..width).map(move |x| {
+                    let p = row_start + step_x * x as f64;
+                    trilinear_at(volume, [p.x, p.y, p.z]).unwrap_or(f32::NAN)
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
 }
 
 /// Nearest-voxel labels at every pixel centre (0 outside the map): labels are never blended.
@@ -204,18 +206,20 @@ pub fn sample_labels(volume: &Volume<u16>, plane: &SlicePlane) -> Vec<u16> {
     let step_x = voxel_from_world.transform_vector(&(plane.axis.right_world() * plane.pixel_mm));
     let step_y = voxel_from_world.transform_vector(&(plane.axis.down_world() * plane.pixel_mm));
     let width = plane.width_px;
-    (0..plane.height_px)
-        .into_par_iter()
-        .flat_map_iter(|y| {
-            let row_start = origin + step_y * y as f64;
-            (0..width).map(move |x| {
-                let p = row_start + step_x * x as f64;
-                volume
-                    .get(p.x.round() as i64, p.y.round() as i64, p.z.round() as i64)
-                    .unwrap_or(0)
+    crate::jobs::interactive(|| {
+        (0..plane.height_px)
+            .into_par_iter()
+            .flat_map_iter(|y| {
+                let row_start = origin + step_y * y as f64;
+                (0..width).map(move |x| {
+                    let p = row_start + step_x * x as f64;
+                    volume
+                        .get(p.x.round() as i64, p.y.round() as i64, p.z.round() as i64)
+                        .unwrap_or(0)
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
 }
 
 /// Distance one slice step moves along `axis`: the spacing of the voxel axis closest to the
