@@ -207,19 +207,11 @@ fn run_model(
     image: &Volume<f32>,
     ctx: &JobContext,
 ) -> Result<crate::segmentation::model::ModelSegmentation, JobError> {
-    use crate::inference::{
-        init_backend, BackendKind, BackendRequest, Manifest, ModelSession, PatchMode,
-    };
+    use crate::inference::{init_backend, BackendRequest, Manifest, ModelSession};
     let request = BackendRequest::from_env().map_err(failed)?;
     let backend = init_backend(&request).map_err(failed)?;
     let mut manifest = Manifest::load(manifest_path).map_err(failed)?;
-    if backend.kind == BackendKind::Tract && manifest.patch == PatchMode::WholeVolume {
-        // tract unfolds each convolution's input: whole large volumes need tens of GB.
-        manifest.patch = PatchMode::SlidingWindow {
-            size: [128; 3],
-            overlap: 0.25,
-        };
-    }
+    manifest.bound_memory_for(backend.kind);
     ctx.set_stage("Loading the model");
     let mut session = ModelSession::load(&manifest)
         .map_err(failed)?

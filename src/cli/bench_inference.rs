@@ -58,6 +58,8 @@ pub fn run(args: &BenchInferenceArgs) -> anyhow::Result<()> {
     override_patch(&mut manifest, args.patch, args.overlap);
     if args.whole {
         manifest.patch = PatchMode::WholeVolume;
+    } else if manifest.bound_memory_for(backend.kind) {
+        println!("tract: whole-volume model in 128³ patches to bound memory (--whole to override)");
     }
     let dir = args.data.join("models/onnx_from_brainchop");
     let ctx = JobContext::detached();

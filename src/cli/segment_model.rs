@@ -1,7 +1,7 @@
 //! `fuseprint segment model --model PATH [--manifest FILE] IN -o labels.nii.gz [--confidence conf.nii.gz]`
 
 use crate::inference::{
-    init_backend, BackendKind, BackendRequest, Manifest, ModelSession, PatchMode,
+    init_backend, BackendRequest, Manifest, ModelSession, PatchMode, TRACT_PATCH,
 };
 use crate::jobs::JobContext;
 use crate::segmentation::model::segment_with_model;
@@ -40,9 +40,6 @@ pub struct SegmentModelArgs {
     #[arg(long)]
     pub overwrite: bool,
 }
-
-/// Patch edge used when tract would otherwise run a whole-volume model in one piece.
-pub const TRACT_PATCH: usize = 128;
 
 /// Finds the manifest for `--model` / `--manifest` and points it at the right `.onnx`.
 pub fn resolve_manifest(model: &Path, manifest: Option<&Path>) -> anyhow::Result<Manifest> {
@@ -84,14 +81,11 @@ pub fn run(args: &SegmentModelArgs) -> anyhow::Result<()> {
     }
     let mut manifest = resolve_manifest(&args.model, args.manifest.as_deref())?;
     override_patch(&mut manifest, args.patch, args.overlap);
-    if backend.kind == BackendKind::Tract && manifest.patch == PatchMode::WholeVolume {
-        // tract unfolds each 3D convolution's input (im2col): a whole 256³ head needs more
-        // than 20 GB, a 128³ patch about 7 GB.
+    if manifest.bound_memory_for(backend.kind) {
         eprintln!(
             "  tract: running whole-volume model {} in {TRACT_PATCH}³ patches to bound memory (--patch to change)",
             manifest.name
         );
-        override_patch(&mut manifest, Some(TRACT_PATCH), 0.25);
     }
     for path in [
         Some(&args.output),

@@ -178,7 +178,25 @@ pub struct Manifest {
     pub base_dir: PathBuf,
 }
 
+/// Patch edge (voxels) that whole-volume models run in on tract: tract unfolds each 3D
+/// convolution's input (im2col), so a whole 256³ head needs more than 20 GB (measured: killed at
+/// 23 GB), a 128³ patch about 7 GB.
+pub const TRACT_PATCH: usize = 128;
+
 impl Manifest {
+    /// On tract, runs a whole-volume model in [`TRACT_PATCH`]³ sliding windows so memory stays
+    /// bounded; other engines keep the manifest's mode. Returns whether the mode changed.
+    pub fn bound_memory_for(&mut self, backend: super::BackendKind) -> bool {
+        if backend == super::BackendKind::Tract && self.patch == PatchMode::WholeVolume {
+            self.patch = PatchMode::SlidingWindow {
+                size: [TRACT_PATCH; 3],
+                overlap: 0.25,
+            };
+            return true;
+        }
+        false
+    }
+
     /// Parses a manifest file and checks it for consistency.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {

@@ -15,6 +15,7 @@ pub mod sliding_window;
 
 pub use manifest::{
     Manifest, ManifestError, ModelLabel, Normalisation, OutputKind, PatchMode, Task, TensorAxes,
+    TRACT_PATCH,
 };
 pub use runtime::{active_backend, init_backend, BackendInfo, BackendKind, BackendRequest};
 pub use session::ModelSession;
