@@ -217,7 +217,7 @@ pub fn write_report(
     ctx.set_stage("Drawing the pictures");
     let report = project.planning_report(ReportOptions {
         title,
-        generated: today_utc(),
+        generated: crate::export::report::today_utc(),
         anonymise: false,
         images: Vec::new(),
     });
@@ -252,24 +252,6 @@ pub fn write_png(
         .map_err(failed)?;
     ctx.set_progress(1.0);
     Ok(FileOutcome::ScreenshotWritten(path))
-}
-
-/// Today's date (UTC) as `YYYY-MM-DD`, from the civil-from-days algorithm (no time crate).
-pub fn today_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} (UTC)")
 }
 
 /// Whether `path` names a project (a `.fuseprint` folder or a project's manifest), so

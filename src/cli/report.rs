@@ -31,24 +31,6 @@ pub struct ReportArgs {
     pub force: bool,
 }
 
-/// Today's date (UTC) as `YYYY-MM-DD`, from the civil-from-days algorithm (no time crate).
-fn today_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} (UTC)")
-}
-
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     if args.out.exists() && !args.force {
         anyhow::bail!(
@@ -83,7 +65,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     }
     let report = project.planning_report(ReportOptions {
         title: args.title.clone().unwrap_or_default(),
-        generated: today_utc(),
+        generated: crate::export::report::today_utc(),
         anonymise: args.anonymise,
         images: Vec::new(),
     });
