@@ -10,7 +10,7 @@ pub use context::{CancelToken, Cancelled, JobContext, Progress};
 
 use crossbeam_channel::{Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -160,6 +160,9 @@ fn spawn_worker(name: String, rx: Receiver<Task>) -> std::thread::JoinHandle<()>
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
+            if BACKGROUND_JOBS.load(Ordering::Relaxed) {
+                lower_this_thread_priority();
+            }
             for task in rx.iter() {
                 task();
             }
@@ -249,12 +252,26 @@ impl<T> JobHandle<T> {
     }
 }
 
-/// Makes rayon's global pool (where long jobs run their parallel loops) background-priority
-/// threads (Linux `nice` 5), so on a machine with few cores the window's own thread and the
-/// [`interactive`] pool win the CPU when both want it. The window calls this before any
-/// parallel work; elsewhere (CLI, tests) the pool stays as rayon builds it. Returns whether the
+/// Set by [`background_global_pool`]: job workers started afterwards lower their own priority
+/// too (a job's serial parts run on its worker, not in rayon's pool).
+static BACKGROUND_JOBS: AtomicBool = AtomicBool::new(false);
+
+/// Linux nice level of job threads in the window. 19 (weight 15 against the window's 1024)
+/// rather than 5 (335): at 5 a waking slice-sampling thread still waited for a job thread's
+/// time slice, which showed as 13–16 ms frames at the 95th percentile while registering.
+/// Not SCHED_IDLE: that would stop a job outright while any other program keeps the CPU busy.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+const BACKGROUND_NICE: libc::c_int = 19;
+
+/// Makes long jobs background-priority threads (Linux `nice` [`BACKGROUND_NICE`]): rayon's
+/// global pool, where they run their parallel loops, and the [`JobSystem`] workers created
+/// after this call, where they run their serial parts. On a machine with few cores the
+/// window's own thread and the [`interactive`] pool then win the CPU whenever they want it,
+/// and jobs still get every cycle the window leaves. The window calls this before any
+/// parallel work; elsewhere (CLI, tests) threads stay at normal priority. Returns whether the
 /// pool was built here (false when something already started it).
 pub fn background_global_pool() -> bool {
+    BACKGROUND_JOBS.store(true, Ordering::Relaxed);
     rayon::ThreadPoolBuilder::new()
         .thread_name(|i| format!("fuseprint-job-{i}"))
         .start_handler(|_| lower_this_thread_priority())
@@ -268,7 +285,7 @@ fn lower_this_thread_priority() {
     // SAFETY: plain syscalls on the calling thread; failure only leaves the priority unchanged.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
+        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
     }
 }
 
