@@ -169,3 +169,57 @@ fn encode_png(picture: &RgbaImage) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot encode the picture as PNG: {e}"))?;
     Ok(png)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An axis-aligned box of side `2 * half` mm around `centre`, faces wound outward.
+    fn cube(centre: [f32; 3], half: f32) -> TriMesh {
+        let mut positions = Vec::new();
+        for k in 0..8 {
+            positions.push([
+                centre[0] + if k & 1 == 0 { -half } else { half },
+                centre[1] + if k & 2 == 0 { -half } else { half },
+                centre[2] + if k & 4 == 0 { -half } else { half },
+            ]);
+        }
+        let quads = [
+            [0, 2, 3, 1],
+            [4, 5, 7, 6],
+            [0, 1, 5, 4],
+            [2, 6, 7, 3],
+            [0, 4, 6, 2],
+            [1, 3, 7, 5],
+        ];
+        let indices = quads
+            .iter()
+            .flat_map(|q| [[q[0], q[1], q[2]], [q[0], q[2], q[3]]])
+            .collect();
+        let mut mesh = TriMesh::new(positions, indices);
+        mesh.compute_normals();
+        mesh
+    }
+
+    #[test]
+    fn the_gpu_model_picture_shows_the_part_framed_on_black() {
+        let Some(gpu) = crate::render::test_support::gpu_or_skip() else {
+            return;
+        };
+        let part = cube([10.0, -20.0, 5.0], 15.0);
+        let red = Rgba::rgb(220, 40, 40);
+        let picture = model_picture(&gpu, &[(&part, red)])
+            .expect("rendered")
+            .expect("a part to draw");
+        assert_eq!([picture.width, picture.height], [PICTURE_PX; 2]);
+        let centre = picture.pixel(PICTURE_PX / 2, PICTURE_PX / 2);
+        assert!(
+            centre[0] > 60 && centre[0] > 2 * centre[1].max(centre[2]),
+            "the red part fills the middle: {centre:?}"
+        );
+        assert_eq!(&picture.pixel(2, 2)[..3], &[0, 0, 0], "black around it");
+        assert!(model_picture(&gpu, &[]).expect("nothing to do").is_none());
+        let png = encode_png(&picture).expect("png");
+        assert_eq!(&png[1..4], b"PNG");
+    }
+}
