@@ -256,10 +256,11 @@ impl<T> JobHandle<T> {
 /// too (a job's serial parts run on its worker, not in rayon's pool).
 static BACKGROUND_JOBS: AtomicBool = AtomicBool::new(false);
 
-/// Linux nice level of job threads in the window. 19 (weight 15 against the window's 1024)
-/// rather than 5 (335): at 5 a waking slice-sampling thread still waited for a job thread's
-/// time slice, which showed as 13–16 ms frames at the 95th percentile while registering.
-/// Not SCHED_IDLE: that would stop a job outright while any other program keeps the CPU busy.
+/// Linux nice level of job threads in the window: 19 (scheduler weight 15 against the
+/// window's 1024) rather than the earlier 5 (335) with the job workers left at 0. `fuseprint
+/// bench ui --scroll` on 2 cores under load 9.4: App::ui median while registering 11.5 → 5.9 ms,
+/// while meshing 15.7 → 5.4 ms (idle 3.0–3.5 ms). Not SCHED_IDLE: that would stop a job
+/// outright while any other program keeps the CPU busy.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const BACKGROUND_NICE: libc::c_int = 19;
 
