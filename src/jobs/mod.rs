@@ -257,12 +257,26 @@ impl<T> JobHandle<T> {
 static BACKGROUND_JOBS: AtomicBool = AtomicBool::new(false);
 
 /// Linux nice level of job threads in the window: 19 (scheduler weight 15 against the
-/// window's 1024) rather than the earlier 5 (335) with the job workers left at 0. `fuseprint
-/// bench ui --scroll` on 2 cores under load 9.4: App::ui median while registering 11.5 → 5.9 ms,
-/// while meshing 15.7 → 5.4 ms (idle 3.0–3.5 ms). Not SCHED_IDLE: that would stop a job
-/// outright while any other program keeps the CPU busy.
+/// window's 1024) rather than the earlier 5 (335) with the job workers left at 0. Measured with
+/// `fuseprint bench ui --scroll` on 2 cores that other programs kept at load 6.5–9.4 (so the
+/// figures scatter): App::ui p95 while registering 32–36 → 22–31 ms, median 9–13 → 6–10 ms (idle
+/// 3–3.6 ms); the price is that the registration took 1.2–2.4× as long, because the other
+/// programs' nice-0 threads now win every contest. On a machine with nothing else running the
+/// jobs still get every cycle the window leaves. Not SCHED_IDLE: that would stop a job outright
+/// while any other program keeps the CPU busy.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const BACKGROUND_NICE: libc::c_int = 19;
+
+/// [`BACKGROUND_NICE`], or FUSEPRINT_JOB_NICE (0–19) where set: on a machine busy with other
+/// programs nice 19 jobs get little CPU (see above), and a user may prefer faster jobs to
+/// smoother frames.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn background_nice() -> libc::c_int {
+    std::env::var("FUSEPRINT_JOB_NICE")
+        .ok()
+        .and_then(|v| v.trim().parse::<libc::c_int>().ok())
+        .map_or(BACKGROUND_NICE, |n| n.clamp(0, 19))
+}
 
 /// Makes long jobs background-priority threads (Linux `nice` [`BACKGROUND_NICE`]): rayon's
 /// global pool, where they run their parallel loops, and the [`JobSystem`] workers created
@@ -286,7 +300,7 @@ fn lower_this_thread_priority() {
     // SAFETY: plain syscalls on the calling thread; failure only leaves the priority unchanged.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+        libc::setpriority(libc::PRIO_PROCESS, tid, background_nice());
     }
 }
 
