@@ -84,6 +84,17 @@ fn screen_rotation(quarter_turns: u32) -> Matrix4<f64> {
 pub trait SceneDrawer {
     fn prepare(&mut self, queue: &wgpu::Queue, view: &SceneView);
     fn paint(&self, pass: &mut wgpu::RenderPass<'_>);
+
+    /// True for drawers that do not depth-test but read the finished depth of what was drawn
+    /// before them (the raycaster, [`VolumeDrawer`](super::VolumeDrawer), stops its rays at
+    /// mesh surfaces). [`render_scene`] paints them in a second pass whose depth attachment is
+    /// read-only, after handing them the depth texture through [`Self::read_depth`].
+    fn reads_depth(&self) -> bool {
+        false
+    }
+
+    /// The scene's depth texture, given before `prepare` to drawers that [`Self::reads_depth`].
+    fn read_depth(&mut self, _depth: &wgpu::TextureView) {}
 }
 
 /// Which cell of the pyramid layout.
@@ -168,8 +179,9 @@ pub fn render_four_view(
     Ok(())
 }
 
-/// Renders several drawers into one view of `target`, in order (meshes before a raycaster,
-/// so it finds their depth), clearing first.
+/// Renders several drawers into one view of `target`, clearing first: the depth-testing ones
+/// (meshes) in order, then those that read depth (a [`VolumeDrawer`](super::VolumeDrawer)),
+/// whose rays stop at the meshes' surfaces and blend over them.
 pub fn render_scene(
     ctx: &GpuContext,
     target: &OffscreenTarget,
@@ -178,17 +190,55 @@ pub fn render_scene(
 ) -> Result<(), RenderError> {
     let view = SceneView::new(*camera, [target.width, target.height]);
     for drawer in drawers.iter_mut() {
+        if drawer.reads_depth() {
+            drawer.read_depth(&target.depth_view);
+        }
         drawer.prepare(&ctx.queue, &view);
     }
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = begin_scene_pass(&mut encoder, target, true);
-        for drawer in drawers.iter() {
+        for drawer in drawers.iter().filter(|d| !d.reads_depth()) {
+            drawer.paint(&mut pass);
+        }
+    }
+    if drawers.iter().any(|d| d.reads_depth()) {
+        let mut pass =
+            begin_depth_reading_pass(&mut encoder, &target.color_view, Some(&target.depth_view));
+        for drawer in drawers.iter().filter(|d| d.reads_depth()) {
             drawer.paint(&mut pass);
         }
     }
     ctx.queue.submit([encoder.finish()]);
     Ok(())
+}
+
+/// A pass that keeps `color` and attaches `depth` read-only, so drawers may sample it.
+pub(crate) fn begin_depth_reading_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    color: &'e wgpu::TextureView,
+    depth: Option<&'e wgpu::TextureView>,
+) -> wgpu::RenderPass<'e> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some("depth-reading pass"),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view: color,
+            resolve_target: None,
+            depth_slice: None,
+            ops: wgpu::Operations {
+                load: wgpu::LoadOp::Load,
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        depth_stencil_attachment: depth.map(|view| wgpu::RenderPassDepthStencilAttachment {
+            view,
+            depth_ops: None,
+            stencil_ops: None,
+        }),
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
 }
 
 #[cfg(test)]
