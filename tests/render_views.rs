@@ -7,10 +7,10 @@ use fuseprint::render::colormap::Colormap;
 use fuseprint::render::fusion::{fuse_pixel, PixelSamples};
 use fuseprint::render::viewport_meshes::ViewportMeshes;
 use fuseprint::render::{
-    render_four_view, render_scene, upload_volume, Camera, ControlPoint, Fusion, GpuContext,
-    LabelStyle, LayerStyle, MeshRenderer, OffscreenTarget, RaycastParams, Raycaster, RenderMode,
-    RgbaImage, SceneDrawer, SceneView, SliceParams, SlicePlane, SliceRenderer, StandardView,
-    TransferFunction, ValueDomain, VolumeDrawer, Window,
+    render_four_view, render_four_view_scene, render_scene, upload_volume, Camera, ControlPoint,
+    Fusion, GpuContext, LabelStyle, LayerStyle, MeshRenderer, OffscreenTarget, RaycastParams,
+    Raycaster, RenderMode, RgbaImage, SceneDrawer, SceneView, SliceParams, SlicePlane,
+    SliceRenderer, StandardView, TransferFunction, ValueDomain, VolumeDrawer, Window,
 };
 use fuseprint::volume::{LabelInfo, LabelMap, LabelTable, Rgba, TriMesh, Volume, VolumeGeometry};
 use nalgebra::{Matrix3, Matrix4, Point3, Rotation3, Translation3, Vector3};
@@ -1012,4 +1012,80 @@ fn dvr_and_mip_stop_at_a_mesh_in_the_middle_of_the_ray() {
         worst_dvr <= 3 && worst_mip <= 3,
         "largest difference from the CPU: DVR {worst_dvr}/255, MIP {worst_mip}/255 (over {checked} pixels)"
     );
+}
+
+/// The pyramid layout of a volume with meshes: every cell equals render_scene of that cell's
+/// camera turned by the cell's quarter turns (edge pixels of the rotation aside), so the
+/// volume stops at the meshes in all four views.
+#[test]
+fn four_view_of_volume_and_meshes_matches_render_scene_per_cell() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let volume_cpu =
+        scene_volume(|p| (1000.0 * ((15.0 - p.coords.norm()) / 2.0).clamp(0.0, 1.0)) as f32);
+    let volume = upload_volume(&ctx.device, &ctx.queue, &volume_cpu).unwrap();
+    let red = TransferFunction::new(
+        "red surface",
+        ValueDomain::Absolute,
+        vec![
+            ControlPoint::new(450.0, [1.0, 0.0, 0.0], 0.0),
+            ControlPoint::new(550.0, [1.0, 0.0, 0.0], 1.0),
+        ],
+    )
+    .unwrap();
+    let poking_out = sphere([-8.0, -12.0, 0.0], 7.0, 24, 48);
+    let mut meshes = MeshRenderer::new(
+        &ctx.device,
+        OffscreenTarget::COLOR_FORMAT,
+        OffscreenTarget::DEPTH_FORMAT,
+    );
+    meshes.set_meshes(&ctx.device, &[(&poking_out, Rgba([40, 220, 40, 255]))]);
+    let camera = Camera {
+        pitch_deg: 20.0,
+        ..front_camera()
+    };
+    let mut params = RaycastParams::new(&volume, &red, camera);
+    params.jitter = false;
+
+    let s = SCENE_PX;
+    let canvas = OffscreenTarget::new(&ctx, 3 * s, 3 * s).unwrap();
+    {
+        let mut raycaster = Raycaster::for_scenes(&ctx.device, OffscreenTarget::COLOR_FORMAT);
+        let mut drawer = VolumeDrawer::new(&ctx.device, &mut raycaster, params.clone()).unwrap();
+        let mut drawers: [&mut dyn SceneDrawer; 2] = [&mut meshes, &mut drawer];
+        render_four_view_scene(&ctx, &canvas, &mut drawers, &camera, 0.0).unwrap();
+    }
+    let four = canvas.read_rgba(&ctx).unwrap();
+    dump("four_view_scene", &four);
+    for cell in fuseprint::render::four_view::pyramid_layout([3 * s, 3 * s]) {
+        let mut cam = camera;
+        cam.orbit(cell.yaw_offset_deg, 0.0);
+        let mut single_params = params.clone();
+        single_params.camera = cam;
+        let want = rotate_ccw(
+            &render_volume_and_meshes(&ctx, &mut meshes, &single_params),
+            cell.quarter_turns,
+        );
+        let [x0, y0, ..] = cell.rect_px;
+        let (mut differ, mut red_px, mut green_px) = (0, 0, 0);
+        for y in 0..s {
+            for x in 0..s {
+                let (a, b) = (four.pixel(x0 + x, y0 + y), want.pixel(x, y));
+                red_px += usize::from(dominant(b) == 0);
+                green_px += usize::from(dominant(b) == 1);
+                if (0..3).any(|c| a[c].abs_diff(b[c]) > 8) {
+                    differ += 1;
+                }
+            }
+        }
+        assert!(
+            red_px > 300 && green_px > 30,
+            "{:?}: volume {red_px} px, mesh {green_px} px",
+            cell.cell
+        );
+        assert!(
+            differ * 100 < (s * s) as usize,
+            "{:?}: {differ} pixels differ from render_scene",
+            cell.cell
+        );
+    }
 }

@@ -23,7 +23,9 @@ pub mod volume_texture;
 pub use camera::{Camera, Projection, Ray, StandardView};
 pub use colormap::Colormap;
 pub use error::RenderError;
-pub use four_view::{render_four_view, render_scene, SceneDrawer, SceneView};
+pub use four_view::{
+    render_four_view, render_four_view_scene, render_scene, SceneDrawer, SceneView,
+};
 pub use fusion::{Fusion, LayerStyle, Window};
 pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
 pub use mesh_view::{Lighting, MeshRenderer};
