@@ -1,5 +1,7 @@
 //! The one file that knows both egui's wgpu integration and this renderer: a paint callback
-//! that draws the 3D view (meshes and a raycast volume) straight into egui's render pass.
+//! that draws the 3D view (meshes and a raycast volume) into egui's render pass. A volume
+//! alone is raycast straight into it; with meshes, both are drawn offscreen first (the
+//! volume's rays stop at the meshes' depth) and the picture is laid onto the viewport.
 //!
 //! The window installs the GPU resources once ([`install`]); each frame the 3D view hands a
 //! [`VolumeView`] to [`volume_callback`]. The volume is uploaded once per `volume_id`, the
@@ -37,7 +39,7 @@ pub struct VolumeView {
     /// Only this world box (LPS mm, min and max corners) of the volume is drawn.
     pub clip_box_world: Option<[Point3<f64>; 2]>,
     pub show_volume: bool,
-    /// Drawn first, the volume blended over them.
+    /// Drawn first; the volume's rays stop at their surfaces and it blends over them.
     pub meshes: Option<Arc<MeshScene>>,
     /// Orbit from the anterior view, degrees.
     pub yaw_deg: f64,
@@ -136,19 +138,15 @@ impl egui_wgpu::CallbackTrait for Callback {
         let height = (self.rect.height() * ppp).round().max(1.0) as u32;
         let camera = camera_for(volume, &self.view, width as f64 / height as f64);
 
+        let scene_view = SceneView::new(camera, [width, height]);
         if let Some(scene) = self.view.meshes.as_ref().filter(|_| self.draws_meshes()) {
             let meshes: Vec<(&TriMesh, Rgba)> =
                 scene.meshes.iter().map(|(m, c)| (&**m, *c)).collect();
             res.meshes.set_meshes(device, scene.key, &meshes);
-            let scene_view = SceneView::new(camera, [width, height]);
-            res.meshes.render(device, queue, encoder, &scene_view);
         }
 
-        if !self.view.show_volume {
-            return Vec::new();
-        }
         let fresh = res.texture.as_ref().map(|(id, _)| *id) != Some(self.view.volume_id);
-        if fresh && res.failed_volume != Some(self.view.volume_id) {
+        if self.view.show_volume && fresh && res.failed_volume != Some(self.view.volume_id) {
             match upload_volume(device, queue, volume) {
                 Ok(t) => res.texture = Some((self.view.volume_id, t)),
                 Err(e) => {
@@ -158,14 +156,25 @@ impl egui_wgpu::CallbackTrait for Callback {
                 }
             }
         }
-        let Some((_, texture)) = &res.texture else {
-            return Vec::new();
-        };
-        let mut params = RaycastParams::new(texture, &self.view.transfer, camera);
-        params.mode = self.view.mode;
-        params.window = self.view.window;
-        params.clip_box_world = self.view.clip_box_world;
-        res.raycaster.prepare(device, queue, &params, width, height);
+        let texture = res
+            .texture
+            .as_ref()
+            .filter(|(id, _)| self.view.show_volume && *id == self.view.volume_id)
+            .map(|(_, t)| t);
+        let params = texture.map(|texture| {
+            let mut params = RaycastParams::new(texture, &self.view.transfer, camera);
+            params.mode = self.view.mode;
+            params.window = self.view.window;
+            params.clip_box_world = self.view.clip_box_world;
+            params
+        });
+        if self.draws_meshes() {
+            let volume = params.as_ref().map(|p| (&mut res.raycaster, p));
+            res.meshes
+                .render_with_volume(device, queue, encoder, &scene_view, volume);
+        } else if let Some(params) = &params {
+            res.raycaster.prepare(device, queue, params, width, height);
+        }
         Vec::new()
     }
 
@@ -178,8 +187,10 @@ impl egui_wgpu::CallbackTrait for Callback {
         let Some(res) = resources.get::<Resources>() else {
             return;
         };
+        // With meshes the offscreen picture holds the volume too.
         if self.draws_meshes() {
             res.meshes.paint(render_pass);
+            return;
         }
         let uploaded = res.texture.as_ref().map(|(id, _)| *id) == Some(self.view.volume_id);
         if self.view.show_volume && uploaded {
@@ -317,7 +328,9 @@ impl FourViewResources {
         });
     }
 
-    /// Draws `view` upright into cell `cell`'s picture and submits it.
+    /// Draws `view` upright into cell `cell`'s picture and submits it: as the 3D view does,
+    /// meshes and the volume together in the mesh viewer's picture (rays stopped at the
+    /// meshes), or the volume alone.
     fn render_cell(
         &mut self,
         device: &wgpu::Device,
@@ -329,39 +342,48 @@ impl FourViewResources {
         self.ensure_cell(device, cell, size);
         let volume = (*view.volume).as_ref();
         let camera = camera_for(volume, view, f64::from(size[0]) / f64::from(size[1]));
-        let mut encoder = device.create_command_encoder(&Default::default());
         let meshes = view.meshes.as_ref().filter(|m| !m.meshes.is_empty());
         if let Some(scene) = meshes {
             let list: Vec<(&TriMesh, Rgba)> =
                 scene.meshes.iter().map(|(m, c)| (&**m, *c)).collect();
             self.meshes.set_meshes(device, scene.key, &list);
-            self.meshes
-                .render(device, queue, &mut encoder, &SceneView::new(camera, size));
         }
-        let mut draw_volume = false;
-        if view.show_volume {
-            let fresh = self.texture.as_ref().map(|(id, _)| *id) != Some(view.volume_id);
-            if fresh && self.failed_volume != Some(view.volume_id) {
-                match upload_volume(device, queue, volume) {
-                    Ok(t) => self.texture = Some((view.volume_id, t)),
-                    Err(e) => {
-                        tracing::warn!("four-view: cannot upload the volume: {e}");
-                        self.failed_volume = Some(view.volume_id);
-                        self.texture = None;
-                    }
+        let fresh = self.texture.as_ref().map(|(id, _)| *id) != Some(view.volume_id);
+        if view.show_volume && fresh && self.failed_volume != Some(view.volume_id) {
+            match upload_volume(device, queue, volume) {
+                Ok(t) => self.texture = Some((view.volume_id, t)),
+                Err(e) => {
+                    tracing::warn!("four-view: cannot upload the volume: {e}");
+                    self.failed_volume = Some(view.volume_id);
+                    self.texture = None;
                 }
             }
-            if let Some((id, texture)) = &self.texture {
-                if *id == view.volume_id {
-                    let mut params = RaycastParams::new(texture, &view.transfer, camera);
-                    params.mode = view.mode;
-                    params.window = view.window;
-                    params.clip_box_world = view.clip_box_world;
-                    self.raycaster
-                        .prepare(device, queue, &params, size[0], size[1]);
-                    draw_volume = true;
-                }
-            }
+        }
+        let texture = self
+            .texture
+            .as_ref()
+            .filter(|(id, _)| view.show_volume && *id == view.volume_id)
+            .map(|(_, t)| t);
+        let params = texture.map(|texture| {
+            let mut params = RaycastParams::new(texture, &view.transfer, camera);
+            params.mode = view.mode;
+            params.window = view.window;
+            params.clip_box_world = view.clip_box_world;
+            params
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        if meshes.is_some() {
+            let volume = params.as_ref().map(|p| (&mut self.raycaster, p));
+            self.meshes.render_with_volume(
+                device,
+                queue,
+                &mut encoder,
+                &SceneView::new(camera, size),
+                volume,
+            );
+        } else if let Some(params) = &params {
+            self.raycaster
+                .prepare(device, queue, params, size[0], size[1]);
         }
         let Some(picture) = &self.cells[cell] else {
             return;
@@ -385,8 +407,7 @@ impl FourViewResources {
             });
             if meshes.is_some() {
                 self.meshes.paint(&mut pass);
-            }
-            if draw_volume {
+            } else if params.is_some() {
                 self.raycaster.paint(&mut pass);
             }
         }
