@@ -243,6 +243,49 @@ fn constrained_smoothing_keeps_two_voxel_plate() {
 }
 
 #[test]
+fn a_label_around_another_keeps_its_cavity_out_of_its_volume() {
+    // Label 1: a shell between radii 6 and 15 mm; label 2 fills the cavity. Label 1's mesh
+    // has an inner wall that must face into the cavity, so its volume is the shell's only.
+    let g = grid(40, 1.0);
+    let c = g.center_world();
+    let g2 = g.clone();
+    let map = label_map(g, move |[i, j, k]| {
+        let r = (g2.world_from_voxel_point([i as f64, j as f64, k as f64]) - c).norm();
+        if r < 6.0 {
+            2
+        } else if r < 15.0 {
+            1
+        } else {
+            0
+        }
+    });
+    let parts = meshing::label_surfaces(
+        &map,
+        None,
+        &MeshingParams::default(),
+        &JobContext::detached(),
+    )
+    .expect("mesh");
+    let report = meshing::accuracy_report(&map, &parts, 0.5);
+    for p in &report.parts {
+        assert!(p.check.watertight && p.check.manifold, "{p:?}");
+        assert!(p.volume_difference_percent.abs() < 3.0, "{p:?}");
+    }
+    let shell = &report.parts[0];
+    assert_eq!((shell.label, shell.check.components), (Some(1), 2));
+    let (outer, inner) = (
+        4.0 / 3.0 * PI * 15f64.powi(3),
+        4.0 / 3.0 * PI * 6f64.powi(3),
+    );
+    assert!(
+        (shell.mesh_volume_mm3 / (outer - inner) - 1.0).abs() < 0.03,
+        "shell volume {} vs {}",
+        shell.mesh_volume_mm3,
+        outer - inner
+    );
+}
+
+#[test]
 fn labelled_sphere_report_within_half_voxel() {
     let g = grid(40, 1.0);
     let c = g.center_world();

@@ -2,17 +2,19 @@
 //! manifold stays manifold, and a normal check, so no face flips over.
 //!
 //! Collapses run in passes rather than from one global priority queue: each pass ranks the
-//! edges by cost, then collapses the cheapest in order, skipping any edge with an end that an
-//! earlier collapse of the same pass moved (the survivor) or removed. Faces are renamed in
+//! edges by cost, then collapses the cheapest in order (blocks of the surface in parallel,
+//! see [`decimate_timed`]), skipping any edge with an end that an earlier collapse of the
+//! same pass moved (the survivor) or removed. Faces are renamed in
 //! place, so any other vertex's faces are still its pass-start faces minus the removed ones:
 //! the checks of every collapse see the current surface, and the cost of every edge a pass
 //! collapses is exact. An edge's cost is recomputed only when a collapse moved one of its ends.
 
-use super::MeshingError;
+use super::{MeshingError, StageTimes};
 use crate::jobs::JobContext;
 use crate::volume::TriMesh;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// When to stop collapsing.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -130,6 +132,26 @@ fn sort_by_cost(items: &mut Vec<Candidate>, scratch: &mut Vec<Candidate>) {
     }
 }
 
+/// About the `take`-th smallest of the `valid` (non-NaN) costs, from an evenly strided
+/// sample; rounded up a little so a pass gathers at least roughly `take` edges.
+fn cost_quantile(costs: &[f32], valid: usize, take: usize) -> f32 {
+    const SAMPLE: usize = 1 << 16;
+    let stride = (costs.len() / SAMPLE).max(1);
+    let mut sample: Vec<f32> = costs
+        .iter()
+        .step_by(stride)
+        .copied()
+        .filter(|c| !c.is_nan())
+        .collect();
+    if sample.is_empty() {
+        return f32::INFINITY;
+    }
+    sample.sort_unstable_by(f32::total_cmp);
+    let q = (take as f64 / valid.max(1) as f64 * 1.05).min(1.0);
+    let i = ((sample.len() as f64 * q).ceil() as usize).min(sample.len() - 1);
+    sample[i]
+}
+
 fn normal(a: [f64; 3], b: [f64; 3], c: [f64; 3]) -> [f64; 3] {
     let u = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
     let v = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
@@ -143,6 +165,24 @@ fn normal(a: [f64; 3], b: [f64; 3], c: [f64; 3]) -> [f64; 3] {
 /// Marks a removed face (its first corner).
 const DEAD: u32 = u32::MAX;
 
+/// A face's corners. Atomics (relaxed: plain loads and stores) let the blocks of a pass read
+/// the faces they share while each renames only faces all of whose corners it owns.
+type Face = [AtomicU32; 3];
+
+fn load(f: &Face) -> [u32; 3] {
+    [
+        f[0].load(Ordering::Relaxed),
+        f[1].load(Ordering::Relaxed),
+        f[2].load(Ordering::Relaxed),
+    ]
+}
+
+fn store(f: &Face, t: [u32; 3]) {
+    for (slot, v) in f.iter().zip(t) {
+        slot.store(v, Ordering::Relaxed);
+    }
+}
+
 /// Faces around each vertex, in compressed rows, for the live faces at the start of a pass.
 struct Incidence {
     start: Vec<u32>,
@@ -150,10 +190,10 @@ struct Incidence {
 }
 
 impl Incidence {
-    fn build(vertex_count: usize, faces: &[[u32; 3]]) -> Self {
+    fn build(vertex_count: usize, faces: &[Face]) -> Self {
         let mut start = vec![0u32; vertex_count + 1];
-        for t in faces.iter().filter(|t| t[0] != DEAD) {
-            for &v in t {
+        for t in faces.iter().map(load).filter(|t| t[0] != DEAD) {
+            for v in t {
                 start[v as usize + 1] += 1;
             }
         }
@@ -162,8 +202,13 @@ impl Incidence {
         }
         let mut fill: Vec<u32> = start[..vertex_count].to_vec();
         let mut list = vec![0u32; start[vertex_count] as usize];
-        for (f, t) in faces.iter().enumerate().filter(|(_, t)| t[0] != DEAD) {
-            for &v in t {
+        for (f, t) in faces
+            .iter()
+            .map(load)
+            .enumerate()
+            .filter(|(_, t)| t[0] != DEAD)
+        {
+            for v in t {
                 list[fill[v as usize] as usize] = f as u32;
                 fill[v as usize] += 1;
             }
@@ -176,16 +221,21 @@ impl Incidence {
     }
 }
 
-/// Unit-normal plane quadric of a face; zero for a degenerate face.
-fn face_quadric(pos: &[[f64; 3]], t: [u32; 3]) -> Quadric {
+/// A face's plane as unit normal and offset; all zero for a degenerate face (no quadric).
+fn face_plane(pos: &[[f64; 3]], t: [u32; 3]) -> [f64; 4] {
     let p = t.map(|v| pos[v as usize]);
     let nrm = normal(p[0], p[1], p[2]);
     let len = (nrm[0].powi(2) + nrm[1].powi(2) + nrm[2].powi(2)).sqrt();
     if len > 0.0 {
         let u = nrm.map(|x| x / len);
-        plane_quadric(u, -(u[0] * p[0][0] + u[1] * p[0][1] + u[2] * p[0][2]))
+        [
+            u[0],
+            u[1],
+            u[2],
+            -(u[0] * p[0][0] + u[1] * p[0][1] + u[2] * p[0][2]),
+        ]
     } else {
-        [0.0; 10]
+        [0.0; 4]
     }
 }
 
@@ -196,30 +246,54 @@ struct Candidate {
     v: u32,
 }
 
-/// Working state of one decimation; `pos` and `quadric` are per vertex.
-struct State {
-    pos: Vec<[f64; 3]>,
-    faces: Vec<[u32; 3]>,
-    quadric: Vec<Quadric>,
+fn collapse_point(pos: &[[f64; 3]], quadric: &[Quadric], u: u32, v: u32) -> ([f64; 3], f64) {
+    let mut q = quadric[u as usize];
+    add(&mut q, &quadric[v as usize]);
+    best_point(&q, pos[u as usize], pos[v as usize])
+}
+
+/// Why a collapse did not happen.
+#[derive(PartialEq)]
+enum Refused {
+    /// It would break the surface (or an end was locked): skip it this pass.
+    Illegal,
+    /// Its neighbourhood reaches outside this block: leave it to the serial sweep.
+    Foreign,
+}
+
+/// One block's share of the per-vertex state: vertices `lo..lo + pos.len()`. A block may
+/// collapse an edge only when every vertex around both ends is its own, so the faces it
+/// renames and the vertices it moves are touched by no other block; everything it reads is
+/// its own too, except faces with a foreign corner, which no block writes.
+struct Block<'a> {
+    lo: u32,
+    pos: &'a mut [[f64; 3]],
+    quadric: &'a mut [Quadric],
     /// Survivors and removed vertices of this pass's collapses: their rows of the pass-start
     /// vertex→face table are stale, and edges at a survivor need a new cost.
-    locked: Vec<bool>,
+    locked: &'a mut [bool],
     /// Scratch neighbour lists, reused across collapses.
     nu: Vec<u32>,
     nv: Vec<u32>,
 }
 
-impl State {
-    fn collapse_point(&self, u: u32, v: u32) -> ([f64; 3], f64) {
-        let mut q = self.quadric[u as usize];
-        add(&mut q, &self.quadric[v as usize]);
-        best_point(&q, self.pos[u as usize], self.pos[v as usize])
+impl Block<'_> {
+    fn owns(&self, v: u32) -> bool {
+        v >= self.lo && ((v - self.lo) as usize) < self.pos.len()
     }
 
-    fn neighbours_into(&self, inc: &Incidence, v: u32, out: &mut Vec<u32>) {
+    fn at(&self, v: u32) -> usize {
+        (v - self.lo) as usize
+    }
+
+    fn p(&self, v: u32) -> [f64; 3] {
+        self.pos[self.at(v)]
+    }
+
+    fn neighbours_into(faces: &[Face], inc: &Incidence, v: u32, out: &mut Vec<u32>) {
         out.clear();
         for &f in inc.of(v) {
-            let t = self.faces[f as usize];
+            let t = load(&faces[f as usize]);
             if t[0] == DEAD {
                 continue;
             }
@@ -229,57 +303,90 @@ impl State {
         out.dedup();
     }
 
-    /// Checks and, if legal, performs the collapse of `v` into `u` at `p`. Neither end may be
-    /// locked, so their rows of `inc` (less removed faces) are still exact.
-    fn try_collapse(&mut self, inc: &Incidence, u: u32, v: u32, p: [f64; 3]) -> bool {
+    /// Checks and, if legal, collapses `v` into `u` at their quadric's best point.
+    fn try_collapse(
+        &mut self,
+        faces: &[Face],
+        inc: &Incidence,
+        u: u32,
+        v: u32,
+    ) -> Result<(), Refused> {
+        if !self.owns(u) || !self.owns(v) {
+            return Err(Refused::Foreign);
+        }
+        if self.locked[self.at(u)] || self.locked[self.at(v)] {
+            return Err(Refused::Illegal);
+        }
         let mut shared = [0u32; 2];
         let mut shared_count = 0;
         for &f in inc.of(u) {
-            let t = self.faces[f as usize];
+            let t = load(&faces[f as usize]);
             if t[0] != DEAD && t.contains(&v) {
                 if shared_count == 2 {
-                    return false; // non-manifold edge: leave it
+                    return Err(Refused::Illegal); // non-manifold edge: leave it
                 }
                 shared[shared_count] = f;
                 shared_count += 1;
             }
         }
         if shared_count != 2 {
-            return false; // boundary edge: leave it
+            return Err(Refused::Illegal); // boundary edge: leave it
         }
         let mut nu = std::mem::take(&mut self.nu);
         let mut nv = std::mem::take(&mut self.nv);
-        self.neighbours_into(inc, u, &mut nu);
-        self.neighbours_into(inc, v, &mut nv);
-        let legal = self.link_condition(&nu, &nv, u, v, shared) && self.no_flip(inc, u, v, p);
+        Self::neighbours_into(faces, inc, u, &mut nu);
+        Self::neighbours_into(faces, inc, v, &mut nv);
+        let verdict = if !nu.iter().chain(&nv).all(|&w| self.owns(w)) {
+            Err(Refused::Foreign)
+        } else {
+            let (p, _) = {
+                let mut q = self.quadric[self.at(u)];
+                add(&mut q, &self.quadric[self.at(v)]);
+                best_point(&q, self.p(u), self.p(v))
+            };
+            if self.link_condition(faces, &nu, &nv, u, v, shared)
+                && self.no_flip(faces, inc, u, v, p)
+            {
+                Ok(p)
+            } else {
+                Err(Refused::Illegal)
+            }
+        };
         self.nu = nu;
         self.nv = nv;
-        if !legal {
-            return false;
-        }
+        let p = verdict?;
         for f in shared {
-            self.faces[f as usize] = [DEAD; 3];
+            store(&faces[f as usize], [DEAD; 3]);
         }
         for &f in inc.of(v) {
-            for x in self.faces[f as usize].iter_mut() {
-                if *x == v {
-                    *x = u;
-                }
+            let face = &faces[f as usize];
+            let t = load(face);
+            if t[0] != DEAD && t.contains(&v) {
+                store(face, t.map(|x| if x == v { u } else { x }));
             }
         }
-        let qv = self.quadric[v as usize];
-        add(&mut self.quadric[u as usize], &qv);
-        self.pos[u as usize] = p;
-        self.locked[u as usize] = true;
-        self.locked[v as usize] = true;
-        true
+        let qv = self.quadric[self.at(v)];
+        let (iu, iv) = (self.at(u), self.at(v));
+        add(&mut self.quadric[iu], &qv);
+        self.pos[iu] = p;
+        self.locked[iu] = true;
+        self.locked[iv] = true;
+        Ok(())
     }
 
     /// The ends' common neighbours must be exactly the two opposite corners, else the
     /// collapse would pinch the surface; and a tetrahedron must not collapse flat.
-    fn link_condition(&self, nu: &[u32], nv: &[u32], u: u32, v: u32, shared: [u32; 2]) -> bool {
+    fn link_condition(
+        &self,
+        faces: &[Face],
+        nu: &[u32],
+        nv: &[u32],
+        u: u32,
+        v: u32,
+        shared: [u32; 2],
+    ) -> bool {
         let mut opposite = shared.map(|f| {
-            self.faces[f as usize]
+            load(&faces[f as usize])
                 .into_iter()
                 .find(|&w| w != u && w != v)
                 .unwrap_or(u)
@@ -301,25 +408,15 @@ impl State {
     }
 
     /// No face around `u` or `v` (other than the two removed) may turn over or collapse.
-    fn no_flip(&self, inc: &Incidence, u: u32, v: u32, p: [f64; 3]) -> bool {
+    fn no_flip(&self, faces: &[Face], inc: &Incidence, u: u32, v: u32, p: [f64; 3]) -> bool {
         for &w in [u, v].iter() {
             for &f in inc.of(w) {
-                let t = self.faces[f as usize];
+                let t = load(&faces[f as usize]);
                 if t[0] == DEAD || (t.contains(&u) && t.contains(&v)) {
                     continue;
                 }
-                let before = normal(
-                    self.pos[t[0] as usize],
-                    self.pos[t[1] as usize],
-                    self.pos[t[2] as usize],
-                );
-                let corners = t.map(|x| {
-                    if x == u || x == v {
-                        p
-                    } else {
-                        self.pos[x as usize]
-                    }
-                });
+                let before = normal(self.p(t[0]), self.p(t[1]), self.p(t[2]));
+                let corners = t.map(|x| if x == u || x == v { p } else { self.p(x) });
                 let after = normal(corners[0], corners[1], corners[2]);
                 let (lb, la) = (
                     (before[0].powi(2) + before[1].powi(2) + before[2].powi(2)).sqrt(),
@@ -335,44 +432,70 @@ impl State {
     }
 }
 
+/// Vertices per block in a pass's parallel phase: small enough for every thread to get
+/// several blocks, large enough that few collapses straddle a seam.
+fn block_len(vertex_count: usize) -> usize {
+    let blocks = 4 * rayon::current_num_threads().max(1);
+    vertex_count.div_ceil(blocks).max(4096)
+}
+
 /// Decimates a closed (or mostly closed) mesh; boundary edges are never collapsed.
 pub fn decimate(
     mesh: &TriMesh,
     target: DecimateTarget,
     ctx: &JobContext,
 ) -> Result<TriMesh, MeshingError> {
+    decimate_timed(mesh, target, ctx, &StageTimes::default())
+}
+
+/// [`decimate`], adding the time of each step to `times`.
+///
+/// Vertices are split into blocks of consecutive ids (extraction emits them slab by slab, so
+/// a block is a slab of the surface). Each pass ranks the edges, then the blocks collapse the
+/// cheapest of their own edges in parallel, and a serial sweep in cost order takes what they
+/// left: edges near a seam, then costlier ones until the pass has its quota.
+pub fn decimate_timed(
+    mesh: &TriMesh,
+    target: DecimateTarget,
+    ctx: &JobContext,
+    times: &StageTimes,
+) -> Result<TriMesh, MeshingError> {
     let n = mesh.positions_world_mm.len();
-    let pos: Vec<[f64; 3]> = mesh
+    let mut pos: Vec<[f64; 3]> = mesh
         .positions_world_mm
         .par_iter()
         .map(|p| p.map(f64::from))
         .collect();
-    let faces = mesh.indices.clone();
-    let inc = Incidence::build(n, &faces);
-    let quadric: Vec<Quadric> = (0..n as u32)
-        .into_par_iter()
-        .map(|v| {
-            let mut q = [0.0; 10];
-            for &f in inc.of(v) {
-                add(&mut q, &face_quadric(&pos, faces[f as usize]));
-            }
-            q
-        })
+    let mut faces: Vec<Face> = mesh
+        .indices
+        .par_iter()
+        .map(|t| t.map(AtomicU32::new))
         .collect();
-    drop(inc);
-    let mut st = State {
-        pos,
-        faces,
-        quadric,
-        locked: vec![true; n],
-        nu: Vec::new(),
-        nv: Vec::new(),
-    };
+    let mut quadric: Vec<Quadric> = times.time("decimate: quadrics", || {
+        // Each face's plane once, not once per corner (as n and d: 4 numbers, not 10).
+        let planes: Vec<[f64; 4]> = faces
+            .par_iter()
+            .map(|f| face_plane(&pos, load(f)))
+            .collect();
+        let inc = Incidence::build(n, &faces);
+        (0..n as u32)
+            .into_par_iter()
+            .map(|v| {
+                let mut q = [0.0; 10];
+                for &f in inc.of(v) {
+                    let [a, b, c, d] = planes[f as usize];
+                    add(&mut q, &plane_quadric([a, b, c], d));
+                }
+                q
+            })
+            .collect()
+    });
+    let mut locked = vec![true; n];
     let (face_target, max_cost) = match target {
         DecimateTarget::Faces(f) => (f, f64::INFINITY),
         DecimateTarget::MaxErrorMm(e) => (0, e * e),
     };
-    let start_faces = st.faces.len();
+    let start_faces = faces.len();
     let mut live = start_faces;
     // Cost of the edge leaving corner k of face f (f32::NAN: not an edge to rank).
     let mut edge_cost = vec![f32::NAN; 3 * start_faces];
@@ -380,24 +503,40 @@ pub fn decimate(
     let mut scratch: Vec<Candidate> = Vec::new();
     // How many candidates a pass ranks, per collapse still needed.
     let mut breadth = 2;
+    let block = block_len(n);
+    let mut passes = 0usize;
     while live > face_target {
         ctx.check_cancelled()?;
+        passes += 1;
         let goal = start_faces.saturating_sub(face_target).max(1);
         ctx.set_steps(start_faces - live, goal);
+        // Dead faces still cost a visit in every scan below: drop them once they are many.
+        if 4 * live < 3 * faces.len() {
+            times.time("decimate: compact", || {
+                let keep: Vec<bool> = faces.iter().map(|f| load(f)[0] != DEAD).collect();
+                let mut k = 0;
+                edge_cost.retain(|_| {
+                    k += 1;
+                    keep[(k - 1) / 3]
+                });
+                faces.retain(|f| load(f)[0] != DEAD);
+            });
+        }
         // Each interior edge once: from the face where it runs from lower to higher id. Only
         // edges with an end locked by the last pass (all, on the first) change cost.
-        {
-            let st = &st;
+        times.time("decimate: costs", || {
+            let (pos, quadric, locked) = (&pos, &quadric, &locked);
             edge_cost
                 .par_chunks_mut(3)
-                .zip(st.faces.par_iter())
-                .for_each(|(costs, t)| {
+                .zip(faces.par_iter())
+                .for_each(|(costs, f)| {
+                    let t = load(f);
                     for k in 0..3 {
                         let (u, v) = (t[k], t[(k + 1) % 3]);
                         if t[0] == DEAD || u > v {
                             costs[k] = f32::NAN;
-                        } else if st.locked[u as usize] || st.locked[v as usize] {
-                            let cost = st.collapse_point(u, v).1;
+                        } else if locked[u as usize] || locked[v as usize] {
+                            let cost = collapse_point(pos, quadric, u, v).1;
                             costs[k] = if cost <= max_cost {
                                 cost as f32
                             } else {
@@ -406,15 +545,32 @@ pub fn decimate(
                         }
                     }
                 });
+        });
+        let needed = (live - face_target).div_ceil(2);
+        let rank_start = std::time::Instant::now();
+        let valid = edge_cost.par_iter().filter(|c| !c.is_nan()).count();
+        // Ranking more than the collapses still needed lets a pass get close to the goal
+        // although some are illegal or locked; only the cheapest run.
+        let take = (breadth * needed).min(valid);
+        if take == 0 {
+            break;
         }
+        let ranks_all = take == valid;
+        // Only edges up to about the take-th cheapest cost are gathered and sorted: the
+        // threshold comes from a sample, so no pass sorts or selects over every edge.
+        let threshold = if ranks_all {
+            f32::INFINITY
+        } else {
+            cost_quantile(&edge_cost, valid, take)
+        };
         candidates.clear();
         candidates.par_extend(
             edge_cost
                 .par_iter()
                 .enumerate()
-                .filter(|(_, c)| !c.is_nan())
+                .filter(|(_, c)| **c <= threshold)
                 .map(|(i, &cost)| {
-                    let t = st.faces[i / 3];
+                    let t = load(&faces[i / 3]);
                     Candidate {
                         cost,
                         u: t[i % 3],
@@ -422,38 +578,110 @@ pub fn decimate(
                     }
                 }),
         );
-        let needed = (live - face_target).div_ceil(2);
-        // Ranking more than the collapses still needed lets a pass get close to the goal
-        // although some are illegal or locked; only the cheapest run.
-        let take = (breadth * needed).min(candidates.len());
-        if take == 0 {
-            break;
-        }
-        let ranks_all = take == candidates.len();
-        if !ranks_all {
-            candidates.select_nth_unstable_by(take - 1, |a, b| a.cost.total_cmp(&b.cost));
-            candidates.truncate(take);
-        }
         sort_by_cost(&mut candidates, &mut scratch);
+        times.add("decimate: rank", rank_start.elapsed().as_secs_f64());
+        let inc = times.time("decimate: incidence", || Incidence::build(n, &faces));
+        locked.iter_mut().for_each(|l| *l = false);
         let ranked = &candidates[..];
-        let inc = Incidence::build(n, &st.faces);
-        st.locked.iter_mut().for_each(|l| *l = false);
+        // Each block walks its own edges in cost order, up to a quota: its share of the
+        // cheapest `needed` edges. The quotas sum to at most `needed`, so the parallel phase
+        // never overshoots the target, whatever the scheduling.
+        let parallel_start = std::time::Instant::now();
+        let blocks = n.div_ceil(block);
+        let mut per_block: Vec<Vec<u32>> = vec![Vec::new(); blocks];
+        let mut quota = vec![0usize; blocks];
+        for (rank, c) in ranked.iter().enumerate() {
+            let b = c.u as usize / block;
+            if c.v as usize / block == b {
+                per_block[b].push(rank as u32);
+                if rank < needed {
+                    quota[b] += 1;
+                }
+            }
+        }
+        let results: Vec<Result<(usize, usize, Vec<u32>), MeshingError>> = pos
+            .par_chunks_mut(block)
+            .zip(quadric.par_chunks_mut(block))
+            .zip(locked.par_chunks_mut(block))
+            .zip(per_block.par_iter().zip(quota.par_iter()))
+            .enumerate()
+            .map(
+                |(b, (((pos, quadric), locked), (list, &quota)))| -> Result<_, MeshingError> {
+                    let mut blk = Block {
+                        lo: (b * block) as u32,
+                        pos,
+                        quadric,
+                        locked,
+                        nu: Vec::new(),
+                        nv: Vec::new(),
+                    };
+                    let mut collapsed = 0;
+                    let mut walked = 0;
+                    let mut foreign = Vec::new();
+                    for &rank in list {
+                        if collapsed == quota {
+                            break;
+                        }
+                        walked += 1;
+                        if walked % 65536 == 0 {
+                            ctx.check_cancelled()?;
+                        }
+                        let c = ranked[rank as usize];
+                        match blk.try_collapse(&faces, &inc, c.u, c.v) {
+                            Ok(()) => collapsed += 1,
+                            Err(Refused::Foreign) => foreign.push(rank),
+                            Err(Refused::Illegal) => {}
+                        }
+                    }
+                    Ok((collapsed, walked, foreign))
+                },
+            )
+            .collect();
+        // Edges a block walked are settled (collapsed, or illegal for good this pass) unless
+        // they reached outside it; the serial sweep takes all the others, in cost order.
+        let mut settled = vec![false; ranked.len()];
         let mut collapsed = 0;
-        for (attempt, c) in ranked.iter().enumerate() {
+        for (r, list) in results.into_iter().zip(&per_block) {
+            let (c, walked, foreign) = r?;
+            collapsed += c;
+            for &rank in &list[..walked] {
+                settled[rank as usize] = true;
+            }
+            for rank in foreign {
+                settled[rank as usize] = false;
+            }
+        }
+        times.add(
+            "decimate: collapse (blocks)",
+            parallel_start.elapsed().as_secs_f64(),
+        );
+        let serial_start = std::time::Instant::now();
+        let mut all = Block {
+            lo: 0,
+            pos: &mut pos,
+            quadric: &mut quadric,
+            locked: &mut locked,
+            nu: Vec::new(),
+            nv: Vec::new(),
+        };
+        for (rank, c) in ranked.iter().enumerate() {
             if collapsed == needed {
                 break;
             }
-            if attempt % 65536 == 65535 {
+            if rank % 65536 == 65535 {
                 ctx.check_cancelled()?;
             }
-            if st.locked[c.u as usize] || st.locked[c.v as usize] {
+            if settled[rank] {
                 continue;
             }
-            let (p, _) = st.collapse_point(c.u, c.v);
-            if st.try_collapse(&inc, c.u, c.v, p) {
+            if all.try_collapse(&faces, &inc, c.u, c.v).is_ok() {
                 collapsed += 1;
             }
         }
+        times.add(
+            "decimate: collapse (serial)",
+            serial_start.elapsed().as_secs_f64(),
+        );
         if collapsed == 0 {
             if ranks_all {
                 break;
@@ -464,14 +692,15 @@ pub fn decimate(
         }
         live -= 2 * collapsed;
     }
+    times.add("decimate: passes (a count)", passes as f64);
     let mut new_id = vec![u32::MAX; n];
     let mut positions = Vec::new();
     let mut indices = Vec::with_capacity(live);
-    for t in st.faces.iter().filter(|t| t[0] != DEAD) {
+    for t in faces.iter().map(load).filter(|t| t[0] != DEAD) {
         indices.push(t.map(|v| {
             if new_id[v as usize] == u32::MAX {
                 new_id[v as usize] = positions.len() as u32;
-                positions.push(st.pos[v as usize].map(|x| x as f32));
+                positions.push(pos[v as usize].map(|x| x as f32));
             }
             new_id[v as usize]
         }));
@@ -483,6 +712,49 @@ pub fn decimate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A marching-cubes sphere of radius `r` voxels (1 mm), vertices in slab order.
+    fn sphere(r: f64) -> TriMesh {
+        let n = (2.0 * r + 8.0) as usize;
+        let g = crate::volume::VolumeGeometry::axis_aligned([n; 3], [1.0; 3], [0.0; 3])
+            .expect("valid grid");
+        let c = (n as f64 - 1.0) / 2.0;
+        let field = crate::volume::Volume::from_fn(g, |[i, j, k]| {
+            let d2 = [i, j, k]
+                .iter()
+                .map(|&x| (x as f64 - c).powi(2))
+                .sum::<f64>();
+            (r - d2.sqrt()) as f32
+        });
+        super::super::isosurface(&field, 0.0, &JobContext::detached()).expect("sphere")
+    }
+
+    #[test]
+    fn blocks_in_parallel_keep_a_closed_sphere_and_do_not_depend_on_scheduling() {
+        let full = sphere(30.0);
+        // Several blocks of at least 4096 vertices each, so seams and the serial sweep run.
+        assert!(full.positions_world_mm.len() > 3 * 4096);
+        let ctx = JobContext::detached();
+        let a = decimate(&full, DecimateTarget::Faces(3000), &ctx).expect("decimate");
+        let b = decimate(&full, DecimateTarget::Faces(3000), &ctx).expect("decimate");
+        assert_eq!(a, b, "same input, same output");
+        assert!(
+            a.face_count() <= 3000 && a.face_count() >= 2990,
+            "{}",
+            a.face_count()
+        );
+        let c = crate::meshing::check(&a);
+        assert!(c.watertight && c.manifold && c.components == 1, "{c:?}");
+        let rel = a.signed_volume_mm3() / full.signed_volume_mm3() - 1.0;
+        assert!(rel.abs() < 0.01, "volume changed by {rel}");
+        let times = StageTimes::default();
+        decimate_timed(&full, DecimateTarget::Faces(3000), &ctx, &times).expect("decimate");
+        let stages: Vec<&str> = times.entries().iter().map(|e| e.0).collect();
+        assert!(
+            stages.contains(&"decimate: collapse (blocks)"),
+            "{stages:?}"
+        );
+    }
 
     #[test]
     fn radix_sort_orders_costs_like_a_comparison_sort() {

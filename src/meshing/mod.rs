@@ -167,7 +167,9 @@ fn postprocess(
     }
     if let Some(target) = params.decimate {
         ctx.set_stage("Decimating");
-        mesh = times.time("decimate", || decimate(&mesh, target, ctx))?;
+        mesh = times.time("decimate", || {
+            decimate::decimate_timed(&mesh, target, ctx, times)
+        })?;
     }
     if params.fill_holes {
         times.time("fill holes", || repair::fill_holes(&mut mesh));

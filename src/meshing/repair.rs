@@ -196,18 +196,169 @@ pub fn orient_outward(mesh: &mut TriMesh) {
             t.swap(1, 2);
         }
     }
+    // Relative to one vertex, so large LPS offsets do not cancel the digits of small shells.
+    let origin = mesh
+        .positions_world_mm
+        .first()
+        .map(|p| p.map(f64::from))
+        .unwrap_or([0.0; 3]);
     let mut vol = vec![0.0f64; comp_count as usize];
     for f in 0..n {
-        let [a, b, c] = mesh.face_corners(f);
+        let [a, b, c] = mesh
+            .face_corners(f)
+            .map(|p| crate::volume::mesh::sub(p, origin));
         vol[comp[f] as usize] +=
             crate::volume::mesh::dot(a, crate::volume::mesh::cross(b, c)) / 6.0;
     }
+    // A shell inside another (the wall of a cavity: a marrow canal, or the body around an
+    // organ labelled apart) must face into the cavity, i.e. enclose negative volume; turning
+    // it "outward" would print the cavity solid and count its volume twice.
+    let depth = nesting_depths(mesh, &comp, comp_count as usize);
+    let flip_comp: Vec<bool> = vol
+        .iter()
+        .zip(&depth)
+        .map(|(&v, &d)| (v < 0.0) != (d % 2 == 1))
+        .collect();
     for f in 0..n {
-        if vol[comp[f] as usize] < 0.0 {
+        if flip_comp[comp[f] as usize] {
             mesh.indices[f].swap(1, 2);
         }
     }
     mesh.normals.clear();
+}
+
+/// For each face component, how many other components enclose it: the number of components
+/// a ray from a point on it (along +x) crosses an odd number of times.
+fn nesting_depths(mesh: &TriMesh, comp: &[u32], comp_count: usize) -> Vec<u32> {
+    if comp_count <= 1 {
+        return vec![0; comp_count];
+    }
+    let pos = |v: u32| mesh.positions_world_mm[v as usize].map(f64::from);
+    // A point strictly inside one face of each component (uneven weights keep it off the
+    // face's medians, where other shells' vertices could line up).
+    let mut query = vec![None; comp_count];
+    for (f, t) in mesh.indices.iter().enumerate() {
+        let slot = &mut query[comp[f] as usize];
+        if slot.is_none() {
+            let [a, b, c] = t.map(pos);
+            *slot = Some([0, 1, 2].map(|d| 0.31 * a[d] + 0.33 * b[d] + 0.36 * c[d]));
+        }
+    }
+    // Faces bucketed by their (y, z) bounds: a ray along x meets only its own bucket's faces.
+    let n = mesh.indices.len();
+    let side = ((n as f64).sqrt() * 0.5).clamp(1.0, 1024.0) as usize;
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for p in &mesh.positions_world_mm {
+        for d in 0..2 {
+            lo[d] = lo[d].min(f64::from(p[d + 1]));
+            hi[d] = hi[d].max(f64::from(p[d + 1]));
+        }
+    }
+    let scale = [0, 1].map(|d| {
+        let extent = hi[d] - lo[d];
+        if extent > 0.0 {
+            side as f64 / extent
+        } else {
+            0.0
+        }
+    });
+    let cell = |y: f64, z: f64| -> [usize; 2] {
+        [(y, 0), (z, 1)].map(|(x, d)| (((x - lo[d]) * scale[d]).max(0.0) as usize).min(side - 1))
+    };
+    let face_cells = |t: &[u32; 3]| {
+        let p = t.map(pos);
+        let a = cell(
+            p[0][1].min(p[1][1]).min(p[2][1]),
+            p[0][2].min(p[1][2]).min(p[2][2]),
+        );
+        let b = cell(
+            p[0][1].max(p[1][1]).max(p[2][1]),
+            p[0][2].max(p[1][2]).max(p[2][2]),
+        );
+        (a, b)
+    };
+    let mut start = vec![0u32; side * side + 1];
+    for t in &mesh.indices {
+        let (a, b) = face_cells(t);
+        for z in a[1]..=b[1] {
+            for y in a[0]..=b[0] {
+                start[y + side * z + 1] += 1;
+            }
+        }
+    }
+    for c in 0..side * side {
+        start[c + 1] += start[c];
+    }
+    let mut fill: Vec<u32> = start[..side * side].to_vec();
+    let mut bucket = vec![0u32; start[side * side] as usize];
+    for (f, t) in mesh.indices.iter().enumerate() {
+        let (a, b) = face_cells(t);
+        for z in a[1]..=b[1] {
+            for y in a[0]..=b[0] {
+                let c = y + side * z;
+                bucket[fill[c] as usize] = f as u32;
+                fill[c] += 1;
+            }
+        }
+    }
+    query
+        .par_iter()
+        .enumerate()
+        .map(|(own, q)| {
+            let Some(q) = *q else { return 0 };
+            let [cy, cz] = cell(q[1], q[2]);
+            let c = cy + side * cz;
+            let mut crossed: Vec<u32> = bucket[start[c] as usize..start[c + 1] as usize]
+                .iter()
+                .filter(|&&f| comp[f as usize] != own as u32)
+                .filter(|&&f| ray_crosses(mesh, mesh.indices[f as usize], q))
+                .map(|&f| comp[f as usize])
+                .collect();
+            crossed.sort_unstable();
+            crossed
+                .chunk_by(|a, b| a == b)
+                .filter(|run| run.len() % 2 == 1)
+                .count() as u32
+        })
+        .collect()
+}
+
+/// Whether the ray from `q` along +x passes through triangle `t`. A ray through an edge or a
+/// vertex is moved by an infinitesimal (Simulation of Simplicity, q + (0, ε, ε²)), computed the
+/// same way for both faces of an edge, so it crosses exactly one of them.
+fn ray_crosses(mesh: &TriMesh, t: [u32; 3], q: [f64; 3]) -> bool {
+    let pos = |v: u32| mesh.positions_world_mm[v as usize].map(f64::from);
+    // Side of q's projection on (y, z) relative to the directed edge a→b, computed from the
+    // lower vertex id so the reversed edge of the neighbouring face gets exactly the negation.
+    let side_of = |a: u32, b: u32| -> (f64, i8) {
+        let (lo, hi, sign) = if a < b { (a, b, 1.0) } else { (b, a, -1.0) };
+        let (p, r) = (pos(lo), pos(hi));
+        let (dy, dz) = (r[1] - p[1], r[2] - p[2]);
+        let e = dy * (q[2] - p[2]) - dz * (q[1] - p[1]);
+        let s = if e != 0.0 {
+            e.signum()
+        } else if dz != 0.0 {
+            -dz.signum()
+        } else if dy != 0.0 {
+            dy.signum()
+        } else {
+            0.0 // both ends project to one point: no side at all
+        };
+        (e * sign, (s * sign) as i8)
+    };
+    let edges = [(t[1], t[2]), (t[2], t[0]), (t[0], t[1])].map(|(a, b)| side_of(a, b));
+    let s = edges[0].1;
+    if s == 0 || edges.iter().any(|e| e.1 != s) {
+        return false;
+    }
+    // Barycentric weights of the corners opposite each edge give the hit's x.
+    let w = edges.map(|e| e.0);
+    let total = w[0] + w[1] + w[2];
+    if total == 0.0 {
+        return false;
+    }
+    let x = (w[0] * pos(t[0])[0] + w[1] * pos(t[1])[0] + w[2] * pos(t[2])[0]) / total;
+    x > q[0]
 }
 
 /// Removes components whose enclosed volume is below `min_mm3` (specks of segmentation noise).
@@ -722,6 +873,71 @@ mod tests {
             .flat_map(|q| [[q[0], q[1], q[2]], [q[0], q[2], q[3]]])
             .collect();
         TriMesh::new(positions, indices)
+    }
+
+    /// A cube `[lo, lo + size]³` of 12 triangles, outward when `outward`.
+    fn box_shell(lo: f32, size: f32, outward: bool) -> TriMesh {
+        let mut m = cubes(&[[0, 0, 0]]);
+        for p in &mut m.positions_world_mm {
+            *p = p.map(|x| lo + size * x);
+        }
+        if !outward {
+            m.indices.iter_mut().for_each(|t| t.swap(1, 2));
+        }
+        m
+    }
+
+    fn union(parts: &[TriMesh]) -> TriMesh {
+        let mut positions = Vec::new();
+        let mut indices = Vec::new();
+        for m in parts {
+            let base = positions.len() as u32;
+            positions.extend_from_slice(&m.positions_world_mm);
+            indices.extend(m.indices.iter().map(|t| t.map(|v| v + base)));
+        }
+        TriMesh::new(positions, indices)
+    }
+
+    #[test]
+    fn a_cavity_shell_faces_into_the_cavity() {
+        // A 6 mm box with a 2 mm cavity, inside which sits a 1 mm island (a cavity's content
+        // is solid again), and a 1 mm box outside; every orientation combination.
+        let expected = 216.0 - 8.0 + 1.0 + 1.0;
+        for flips in 0..16u32 {
+            let mut m = union(&[
+                box_shell(0.0, 6.0, flips & 1 == 0),
+                box_shell(2.0, 2.0, flips & 2 == 0),
+                box_shell(2.5, 1.0, flips & 4 == 0),
+                box_shell(10.0, 1.0, flips & 8 == 0),
+            ]);
+            // Far from the origin, where LPS puts a scan.
+            for p in &mut m.positions_world_mm {
+                p[0] += 300.0;
+                p[2] -= 900.0;
+            }
+            orient_outward(&mut m);
+            let v = m.signed_volume_mm3();
+            assert!((v - expected).abs() < 1e-3, "flips {flips:04b}: volume {v}");
+        }
+    }
+
+    #[test]
+    fn rays_through_shared_edges_and_vertices_cross_a_closed_shell_by_parity() {
+        // Rays level with the unit cube's edges, corners and face diagonals: the infinitesimal
+        // shift (+ε in y, +ε² in z) decides which side they pass, and each face they pass is
+        // counted once, so the count's parity says whether the start is inside.
+        let m = cubes(&[[0, 0, 0]]);
+        for (q, expected) in [
+            ([-1.0, 0.5, 0.5], 2), // through the x = 0 face's diagonal
+            ([-1.0, 0.0, 0.0], 2), // along an edge, shifted into the cube
+            ([-1.0, 1.0, 0.5], 0), // along the y = 1 face, shifted off it
+            ([-1.0, 0.5, 1.0], 0),
+            ([0.5, 0.5, 0.5], 1),
+            ([0.5, 0.0, 0.5], 1),
+        ] {
+            let hits = m.indices.iter().filter(|&&t| ray_crosses(&m, t, q)).count();
+            assert_eq!(hits, expected, "query {q:?}");
+        }
     }
 
     #[test]
