@@ -94,7 +94,7 @@ pub struct RegisterArgs {
     #[arg(long, default_value_t = 30_000)]
     pub samples: usize,
     /// B-spline control point spacing (mm) for --deformable.
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = 32.0)]
     pub grid_mm: f64,
     /// Restrict the metric to this fixed-grid mask (NIfTI, non-zero inside).
     #[arg(long)]
@@ -550,6 +550,12 @@ pub struct BenchRegisterArgs {
     /// Pyramid spacings in mm, coarse to fine (default: 4s, 2s, s).
     #[arg(long, value_delimiter = ',')]
     pub levels: Option<Vec<f64>>,
+    /// B-spline divergence (compressibility) weight of the deformable run.
+    #[arg(long)]
+    pub divergence: Option<f64>,
+    /// B-spline stage: equal-width fixed MI bins (as before) instead of equal-count ones.
+    #[arg(long)]
+    pub equal_width_bins: bool,
 }
 
 fn report_line(name: &str, secs: f64, cpu: f64, tre: &TreSummary, rep: &RegistrationReport) {
@@ -662,6 +668,8 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
             affine_first: !args.no_affine,
             grid_levels: args.grid_levels.unwrap_or(defaults.grid_levels),
             min_step_voxels: args.bspline_min_step.unwrap_or(defaults.min_step_voxels),
+            rank_fixed_bins: !args.equal_width_bins,
+            divergence_weight: args.divergence.unwrap_or(defaults.divergence_weight),
         }),
         level_spacings_mm: args.levels.clone(),
         ..Default::default()

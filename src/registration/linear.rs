@@ -13,6 +13,15 @@ use std::sync::Arc;
 
 const CHUNK: usize = 4096;
 
+/// How fixed intensities map to the rows of the MI joint histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixedBins {
+    /// Equal-width bins between the 0.1 % and 99.9 % quantiles (Mattes, ITK).
+    EqualWidth,
+    /// Bins holding equal numbers of samples (see `SampleSet::assign_bins_by_rank`).
+    EqualCount,
+}
+
 /// One pyramid level: both images smoothed to `spacing_mm`, the moving one with gradients,
 /// and a fixed sample set. The images are shared, so a later stage can draw its own samples
 /// on them without smoothing again.
@@ -54,7 +63,13 @@ impl Level {
             samples_centre_mm: *centre_mm,
             moving_range,
         };
-        level.with_samples(metric, sample_count, fixed_mask, seed)
+        level.with_samples(
+            metric,
+            sample_count,
+            fixed_mask,
+            seed,
+            FixedBins::EqualWidth,
+        )
     }
 
     /// The same images with a new sample set of `sample_count` points.
@@ -64,6 +79,7 @@ impl Level {
         sample_count: usize,
         fixed_mask: Option<&Mask>,
         seed: u64,
+        fixed_bins: FixedBins,
     ) -> Self {
         let mut samples = draw_samples(
             &self.fixed,
@@ -76,7 +92,10 @@ impl Level {
             Metric::MattesMutualInformation { bins } => {
                 let fr = super::sampling::quantiles(samples.values.iter().copied(), 0.001, 0.999);
                 let b = BinMapping::new(bins, fr, self.moving_range);
-                samples.assign_bins(&b);
+                match fixed_bins {
+                    FixedBins::EqualWidth => samples.assign_bins(&b),
+                    FixedBins::EqualCount => samples.assign_bins_by_rank(&b),
+                }
                 Some(b)
             }
             _ => None,

@@ -35,6 +35,7 @@ pub struct BinMapping {
 
 /// Two bins of padding each side keep the cubic window inside the histogram.
 const PAD: f64 = 2.0;
+pub(crate) const PAD_BINS: usize = 2;
 
 impl BinMapping {
     pub fn new(bins: usize, fixed_range: (f64, f64), moving_range: (f64, f64)) -> Self {

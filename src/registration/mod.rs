@@ -446,6 +446,11 @@ pub fn register(
                 settings.samples.max(1000),
                 fixed_mask.as_ref(),
                 params.seed.wrapping_add(100 + b as u64),
+                if settings.rank_fixed_bins {
+                    linear::FixedBins::EqualCount
+                } else {
+                    linear::FixedBins::EqualWidth
+                },
             );
             let sub = dctx.sub(
                 b as f32 / grid_levels as f32,

@@ -1,7 +1,7 @@
 //! Fixed-image sample sets: random points (jittered off the voxel centres, so trilinear
 //! interpolation artefacts do not line up with the grid) inside the fixed image and mask.
 
-use super::metric::BinMapping;
+use super::metric::{BinMapping, PAD_BINS};
 use crate::volume::Volume;
 use nalgebra::{Point3, Vector3};
 
@@ -163,6 +163,49 @@ impl SampleSet {
             .map(|v| b.fixed_bin(*v as f64) as u16)
             .collect();
     }
+    /// Fixed bins that each hold about the same number of samples (ties never split), in
+    /// the usable range of `b`. Equal-width bins over a CT's −1000…+1200 HU put brain, CSF,
+    /// soft tissue and lesions (0–70 HU) into one or two bins, so the structures inside the
+    /// skull, where a deformation must be read, are invisible to the metric; ranks give them
+    /// bins of their own. Fixed bins are a plain lookup in Mattes MI (no derivative), so any
+    /// monotone mapping is valid.
+    pub fn assign_bins_by_rank(&mut self, b: &BinMapping) {
+        let usable = b.bins.saturating_sub(2 * PAD_BINS + 1) + 1;
+        let mut sorted: Vec<f32> = self
+            .values
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        sorted.sort_by(f32::total_cmp);
+        let n = sorted.len();
+        // `edges[k]`: the smallest value of bin `k + 1`.
+        let mut edges: Vec<f32> = Vec::with_capacity(usable);
+        let mut start = 0;
+        let mut bins_left = usable;
+        while bins_left > 1 && start < n {
+            let mut end = start + ((n - start) / bins_left).max(1);
+            if end >= n {
+                break;
+            }
+            let last = sorted[end - 1];
+            while end < n && sorted[end] == last {
+                end += 1;
+            }
+            if end >= n {
+                break;
+            }
+            edges.push(sorted[end]);
+            start = end;
+            bins_left -= 1;
+        }
+        self.bins = self
+            .values
+            .iter()
+            .map(|v| (edges.partition_point(|e| e <= v) + PAD_BINS) as u16)
+            .collect();
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
