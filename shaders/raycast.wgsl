@@ -1,5 +1,16 @@
 // Volume raycaster: one full-screen triangle, one ray per pixel, marched in world mm.
-// Keep `Uniforms` in sync with `RaycastUniforms` in src/render/raycast.rs.
+// Keep `Uniforms` in sync with `RaycastUniforms` and `Brick` with `BrickUniforms` in
+// src/render/raycast.rs.
+//
+// A volume larger than the largest 3D texture comes as several bricks, one draw each: a draw
+// marches only the part of the ray inside its brick's box (`Brick.seg_lo..seg_hi`, the outer
+// faces pushed far out so the boxes tile all space), on the same per-pixel step grid as an
+// unbricked ray. DVR draws bricks back to front with premultiplied "over" blending; MIP and
+// MinIP first write a neutral opaque value where the ray has samples (`fs_footprint`) and
+// then take the max (min) of the bricks' values with blending.
+//
+// With a scene depth texture (meshes drawn first), rays stop at the surface, so the volume in
+// front of it is composited over the mesh colour already in the target.
 
 struct Uniforms {
     world_from_clip: mat4x4<f32>,
@@ -27,6 +38,19 @@ struct Uniforms {
     flags: vec4<u32>,
     // shading on, empty-space skipping on, frame seed, max steps.
     flags2: vec4<u32>,
+    // x: scene depth bound (0/1); yzw unused.
+    flags3: vec4<u32>,
+}
+
+struct Brick {
+    // Box of ray parameters this draw covers, in the first volume's texture coordinates.
+    seg_lo: vec4<f32>,
+    seg_hi: vec4<f32>,
+    // Brick texture coordinates = first volume texture coordinates * scale + offset.
+    scale: vec4<f32>,
+    offset: vec4<f32>,
+    // xyz brick texture size, w number of bricks of the volume.
+    dims: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> u: Uniforms;
@@ -39,6 +63,8 @@ struct Uniforms {
 @group(0) @binding(7) var tf2: texture_1d<f32>;
 @group(0) @binding(8) var labels: texture_3d<u32>;
 @group(0) @binding(9) var label_colours: texture_1d<f32>;
+@group(0) @binding(10) var scene_depth: texture_depth_2d;
+@group(0) @binding(11) var<uniform> brick: Brick;
 
 const MODE_DVR: u32 = 0u;
 const MODE_MIP: u32 = 1u;
@@ -97,7 +123,8 @@ fn inside_unit(p: vec3<f32>) -> bool {
 }
 
 // World-space gradient of a volume at texture position p (central differences, one texel).
-fn gradient(vol: texture_3d<f32>, p: vec3<f32>, dims: vec3<f32>, tex_from_world: mat4x4<f32>) -> vec3<f32> {
+// `scale` converts derivatives along the texture's coordinates to the first volume's (bricks).
+fn gradient(vol: texture_3d<f32>, p: vec3<f32>, dims: vec3<f32>, scale: vec3<f32>, tex_from_world: mat4x4<f32>) -> vec3<f32> {
     let h = 1.0 / dims;
     let gx = textureSampleLevel(vol, linear_clamp, p + vec3<f32>(h.x, 0.0, 0.0), 0.0).r
         - textureSampleLevel(vol, linear_clamp, p - vec3<f32>(h.x, 0.0, 0.0), 0.0).r;
@@ -105,7 +132,7 @@ fn gradient(vol: texture_3d<f32>, p: vec3<f32>, dims: vec3<f32>, tex_from_world:
         - textureSampleLevel(vol, linear_clamp, p - vec3<f32>(0.0, h.y, 0.0), 0.0).r;
     let gz = textureSampleLevel(vol, linear_clamp, p + vec3<f32>(0.0, 0.0, h.z), 0.0).r
         - textureSampleLevel(vol, linear_clamp, p - vec3<f32>(0.0, 0.0, h.z), 0.0).r;
-    let g_tex = vec3<f32>(gx, gy, gz) / (2.0 * h);
+    let g_tex = vec3<f32>(gx, gy, gz) / (2.0 * h) * scale;
     let m = mat3x3<f32>(tex_from_world[0].xyz, tex_from_world[1].xyz, tex_from_world[2].xyz);
     return transpose(m) * g_tex;
 }
@@ -159,23 +186,37 @@ fn brick_is_empty(mm: vec2<f32>, mode: u32, mip: f32, minip: f32) -> bool {
     return textureLoad(max_opacity1, vec2<u32>(i, j), 0).r <= 0.0;
 }
 
-@fragment
-fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
-    let near = unproject(in.ndc, 0.0);
-    let far = unproject(in.ndc, 1.0);
-    let dir = normalize(far - near);
-    let to_eye = -dir;
+struct RaySetup {
+    near: vec3<f32>,
+    dir: vec3<f32>,
+    o1: vec3<f32>,
+    d1: vec3<f32>,
+    o2: vec3<f32>,
+    d2: vec3<f32>,
+    // Parameter range to sample, mm from `near` (empty when x > y).
+    t_range: vec2<f32>,
+    // First sample of this pixel's step grid; sample n sits at t_first + n * step.
+    t_first: f32,
+}
+
+fn setup_ray(ndc: vec2<f32>, pixel: vec2<f32>) -> RaySetup {
+    var r: RaySetup;
+    r.near = unproject(ndc, 0.0);
+    let far = unproject(ndc, 1.0);
+    r.dir = normalize(far - r.near);
+    let near = r.near;
+    let dir = r.dir;
     let mode = u.flags.x;
 
     // Parameter range: the volumes' boxes, cut by near/far, the clip box and the planes.
-    let o1 = (u.tex1_from_world * vec4<f32>(near, 1.0)).xyz;
-    let d1 = (u.tex1_from_world * vec4<f32>(dir, 0.0)).xyz;
-    var t_range = box_interval(o1, d1, vec3<f32>(0.0), vec3<f32>(1.0));
-    let o2 = (u.tex2_from_world * vec4<f32>(near, 1.0)).xyz;
-    let d2 = (u.tex2_from_world * vec4<f32>(dir, 0.0)).xyz;
+    r.o1 = (u.tex1_from_world * vec4<f32>(near, 1.0)).xyz;
+    r.d1 = (u.tex1_from_world * vec4<f32>(dir, 0.0)).xyz;
+    var t_range = box_interval(r.o1, r.d1, vec3<f32>(0.0), vec3<f32>(1.0));
+    r.o2 = (u.tex2_from_world * vec4<f32>(near, 1.0)).xyz;
+    r.d2 = (u.tex2_from_world * vec4<f32>(dir, 0.0)).xyz;
     // MIP and MinIP project the first volume only.
     if u.flags.y != 0u && mode == MODE_DVR {
-        let r2 = box_interval(o2, d2, vec3<f32>(0.0), vec3<f32>(1.0));
+        let r2 = box_interval(r.o2, r.d2, vec3<f32>(0.0), vec3<f32>(1.0));
         if r2.x <= r2.y {
             if t_range.x <= t_range.y {
                 t_range = vec2<f32>(min(t_range.x, r2.x), max(t_range.y, r2.y));
@@ -200,13 +241,59 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
             t_range.x = max(t_range.x, room / denom);
         }
     }
-    if t_range.x > t_range.y {
+    // Stop where the scene's meshes are: nothing behind them shows.
+    if u.flags3.x != 0u {
+        let size = vec2<i32>(textureDimensions(scene_depth));
+        let texel = clamp(vec2<i32>(pixel), vec2<i32>(0), size - vec2<i32>(1));
+        let depth = textureLoad(scene_depth, texel, 0);
+        if depth < 1.0 {
+            let surface = unproject(ndc, depth);
+            t_range.y = min(t_range.y, dot(surface - near, dir));
+        }
+    }
+    r.t_range = t_range;
+    let jitter = u.window.z * hash01(vec2<u32>(pixel), u.flags2.z);
+    r.t_first = t_range.x + jitter * u.dims1.w;
+    return r;
+}
+
+// Several bricks, MIP/MinIP: an opaque neutral value (black for MIP, white for MinIP) where
+// the ray has at least one sample, which the bricks' max (min) blending then raises (lowers).
+@fragment
+fn fs_footprint(in: VsOut) -> @location(0) vec4<f32> {
+    let r = setup_ray(in.ndc, in.position.xy);
+    if r.t_first > r.t_range.y {
+        discard;
+    }
+    if u.flags.x == MODE_MINIP {
+        return vec4<f32>(1.0);
+    }
+    return vec4<f32>(0.0, 0.0, 0.0, 1.0);
+}
+
+@fragment
+fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
+    let r = setup_ray(in.ndc, in.position.xy);
+    let near = r.near;
+    let dir = r.dir;
+    let to_eye = -dir;
+    let mode = u.flags.x;
+    let o1 = r.o1;
+    let d1 = r.d1;
+    let o2 = r.o2;
+    let d2 = r.d2;
+    let t_range = r.t_range;
+    let several_bricks = brick.dims.w > 1.5;
+    let step_mm = u.dims1.w;
+    // This draw's part of the ray: samples with seg.x <= t < seg.y.
+    let seg = box_interval(o1, d1, brick.seg_lo.xyz, brick.seg_hi.xyz);
+    if t_range.x > t_range.y || seg.x > seg.y {
+        if several_bricks {
+            discard;
+        }
         return vec4<f32>(0.0);
     }
 
-    let step_mm = u.dims1.w;
-    let jitter = u.window.z * hash01(vec2<u32>(in.position.xy), u.flags2.z);
-    var t = t_range.x + jitter * step_mm;
     let skipping = u.flags2.y != 0u;
     let brick_dims = vec3<i32>(u.bricks.xyz);
     let alpha_exponent = step_mm / u.dims2.w;
@@ -214,24 +301,27 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
     var acc = vec4<f32>(0.0);
     var mip = -1e30;
     var minip = 1e30;
+    var n = max(ceil((seg.x - r.t_first) / step_mm), 0.0);
     for (var i = 0u; i < u.flags2.w; i++) {
-        if t > t_range.y {
+        let t = r.t_first + n * step_mm;
+        if t > t_range.y || t >= seg.y {
             break;
         }
         let p1 = o1 + t * d1;
         if skipping {
-            let brick = clamp(vec3<i32>(floor(p1 * u.dims1.xyz / u.bricks.w)), vec3<i32>(0), brick_dims - 1);
-            let mm = textureLoad(bricks1, brick, 0).xy;
+            let cell = clamp(vec3<i32>(floor(p1 * u.dims1.xyz / u.bricks.w)), vec3<i32>(0), brick_dims - 1);
+            let mm = textureLoad(bricks1, cell, 0).xy;
             if brick_is_empty(mm, mode, mip, minip) {
-                let lo = vec3<f32>(brick) * u.bricks.w / u.dims1.xyz;
-                let hi = (vec3<f32>(brick) + 1.0) * u.bricks.w / u.dims1.xyz;
+                let lo = vec3<f32>(cell) * u.bricks.w / u.dims1.xyz;
+                let hi = (vec3<f32>(cell) + 1.0) * u.bricks.w / u.dims1.xyz;
                 let exit = box_interval(o1, d1, lo, hi).y;
                 // Stay on this pixel's step grid so skipping changes no sample position.
-                t += max(ceil((exit - t) / step_mm), 1.0) * step_mm;
+                n += max(ceil((exit - t) / step_mm), 1.0);
                 continue;
             }
         }
-        let v1 = textureSampleLevel(vol1, linear_clamp, p1, 0.0).r;
+        let pb = p1 * brick.scale.xyz + brick.offset.xyz;
+        let v1 = textureSampleLevel(vol1, linear_clamp, pb, 0.0).r;
         if mode == MODE_MIP {
             mip = max(mip, v1);
         } else if mode == MODE_MINIP {
@@ -264,7 +354,7 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
                         let c2 = tf_lookup(tf2, textureSampleLevel(vol2, linear_clamp, p2, 0.0).r);
                         let total = colour.a + c2.a;
                         if c2.a > colour.a && c2.a > 0.0 {
-                            grad = gradient(vol2, p2, u.dims2.xyz, u.tex2_from_world);
+                            grad = gradient(vol2, p2, u.dims2.xyz, vec3<f32>(1.0), u.tex2_from_world);
                         }
                         if total > 0.0 {
                             colour = vec4<f32>(
@@ -275,7 +365,7 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
                     }
                 }
                 if colour.a > 0.0 && all(grad == vec3<f32>(0.0)) {
-                    grad = gradient(vol1, p1, u.dims1.xyz, u.tex1_from_world);
+                    grad = gradient(vol1, pb, brick.dims.xyz, brick.scale.xyz, u.tex1_from_world);
                 }
             }
             if colour.a > 0.0 {
@@ -287,7 +377,7 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
                 }
             }
         }
-        t += step_mm;
+        n += 1.0;
     }
 
     if mode == MODE_DVR {
@@ -298,6 +388,9 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
         value = minip;
     }
     if value < -1e29 || value > 1e29 {
+        if several_bricks {
+            discard;
+        }
         return vec4<f32>(0.0);
     }
     let grey = clamp((value - u.window.x) / max(u.window.y - u.window.x, 1e-6), 0.0, 1.0);

@@ -5,9 +5,12 @@
 use fuseprint::render::camera::Projection;
 use fuseprint::render::colormap::Colormap;
 use fuseprint::render::fusion::{fuse_pixel, PixelSamples};
+use fuseprint::render::viewport_meshes::ViewportMeshes;
 use fuseprint::render::{
-    render_four_view, Camera, Fusion, GpuContext, LabelStyle, LayerStyle, MeshRenderer,
-    OffscreenTarget, RgbaImage, SceneView, SliceParams, SlicePlane, SliceRenderer, Window,
+    render_four_view, render_four_view_scene, render_scene, upload_volume, Camera, ControlPoint,
+    Fusion, GpuContext, LabelStyle, LayerStyle, MeshRenderer, OffscreenTarget, RaycastParams,
+    Raycaster, RenderMode, RgbaImage, SceneDrawer, SceneView, SliceParams, SlicePlane,
+    SliceRenderer, StandardView, TransferFunction, ValueDomain, VolumeDrawer, Window,
 };
 use fuseprint::volume::{LabelInfo, LabelMap, LabelTable, Rgba, TriMesh, Volume, VolumeGeometry};
 use nalgebra::{Matrix3, Matrix4, Point3, Rotation3, Translation3, Vector3};
@@ -680,4 +683,409 @@ fn bench_fusion_modes_per_frame() {
         );
     }
     assert_eq!(timings.len(), Fusion::ALL.len());
+}
+
+// ---- Volume and meshes in one scene -------------------------------------------------------
+
+/// A 48³ grid of 1 mm voxels centred on the origin, valued `f(world position)`.
+fn scene_volume(f: impl Fn(Point3<f64>) -> f32 + Sync) -> Volume<f32> {
+    let geometry = VolumeGeometry::axis_aligned([48; 3], [1.0; 3], [-23.5; 3]).unwrap();
+    let g = geometry.clone();
+    Volume::from_fn(geometry, move |[i, j, k]| {
+        f(g.world_from_voxel_point([i as f64, j as f64, k as f64]))
+    })
+}
+
+/// Anterior orthographic view (rays along +y) of a 60 mm window.
+fn front_camera() -> Camera {
+    Camera {
+        projection: Projection::Orthographic { height_mm: 60.0 },
+        near_mm: 1.0,
+        far_mm: 400.0,
+        ..Camera::standard(StandardView::Anterior, Point3::origin(), 150.0)
+    }
+}
+
+const SCENE_PX: u32 = 96;
+
+/// `render_scene` of the meshes and then the volume reading their depth.
+fn render_volume_and_meshes(
+    ctx: &GpuContext,
+    meshes: &mut MeshRenderer,
+    params: &RaycastParams<'_>,
+) -> RgbaImage {
+    let target = OffscreenTarget::new(ctx, SCENE_PX, SCENE_PX).unwrap();
+    let mut raycaster = Raycaster::for_scenes(&ctx.device, OffscreenTarget::COLOR_FORMAT);
+    let mut volume = VolumeDrawer::new(&ctx.device, &mut raycaster, params.clone()).unwrap();
+    let mut drawers: [&mut dyn SceneDrawer; 2] = [meshes, &mut volume];
+    render_scene(ctx, &target, &mut drawers, &params.camera).unwrap();
+    target.read_rgba(ctx).unwrap()
+}
+
+/// The window's path: meshes and volume offscreen (ViewportMeshes), laid onto a black pass.
+fn render_through_viewport(
+    ctx: &GpuContext,
+    meshes: &[(&TriMesh, Rgba)],
+    params: &RaycastParams<'_>,
+) -> RgbaImage {
+    let format = OffscreenTarget::COLOR_FORMAT;
+    let mut viewport = ViewportMeshes::new(&ctx.device, format);
+    viewport.set_meshes(&ctx.device, 1, meshes);
+    let mut raycaster = Raycaster::new(&ctx.device, format);
+    let target = OffscreenTarget::new(ctx, SCENE_PX, SCENE_PX).unwrap();
+    let view = SceneView::new(params.camera, [SCENE_PX, SCENE_PX]);
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    viewport.render_with_volume(
+        &ctx.device,
+        &ctx.queue,
+        &mut encoder,
+        &view,
+        Some((&mut raycaster, params)),
+    );
+    {
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("window stand-in"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &target.color_view,
+                resolve_target: None,
+                depth_slice: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        viewport.paint(&mut pass);
+    }
+    ctx.queue.submit([encoder.finish()]);
+    target.read_rgba(ctx).unwrap()
+}
+
+/// Where a ray meets a sphere first (mm along it), if it does.
+fn hit_sphere(ray: &fuseprint::render::Ray, center: [f64; 3], radius: f64) -> Option<f64> {
+    let oc = ray.origin - Point3::from(center);
+    let b = oc.dot(&ray.direction);
+    let disc = b * b - (oc.norm_squared() - radius * radius);
+    (disc >= 0.0).then(|| -b - disc.sqrt())
+}
+
+/// 0 red, 1 green, 2 blue by the strongest channel; 3 for (near) black.
+fn dominant(p: [u8; 4]) -> usize {
+    let max = p[0].max(p[1]).max(p[2]);
+    if max < 40 {
+        return 3;
+    }
+    (0..3).find(|c| p[*c] == max).unwrap_or(3)
+}
+
+/// A red opaque volume ball (the 500 level at r = 14 mm) with a green mesh sphere in front of
+/// it, another green one hidden inside it, and a large blue one behind it: the picture shows
+/// for every pixel the colour of the first surface along the ray, as a CPU ray-sphere test
+/// predicts (boundary pixels aside), through render_scene and through the window's path.
+#[test]
+fn the_nearest_of_volume_and_meshes_shows_in_each_pixel() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let radius = 14.0;
+    let volume_cpu = scene_volume(|p| {
+        (1000.0 * ((radius + 1.0 - p.coords.norm()) / 2.0).clamp(0.0, 1.0)) as f32
+    });
+    let volume = upload_volume(&ctx.device, &ctx.queue, &volume_cpu).unwrap();
+    let red = TransferFunction::new(
+        "red surface",
+        ValueDomain::Absolute,
+        vec![
+            ControlPoint::new(450.0, [1.0, 0.0, 0.0], 0.0),
+            ControlPoint::new(550.0, [1.0, 0.0, 0.0], 1.0),
+        ],
+    )
+    .unwrap();
+    let front = ([-6.0, -25.0, -6.0], 5.0);
+    let hidden = ([6.0, 0.0, 6.0], 5.0);
+    let behind = ([0.0, 35.0, 0.0], 20.0);
+    let spheres = [
+        sphere(front.0, front.1, 24, 48),
+        sphere(hidden.0, hidden.1, 24, 48),
+        sphere(behind.0, behind.1, 32, 64),
+    ];
+    let green = Rgba([40, 220, 40, 255]);
+    let blue = Rgba([40, 40, 230, 255]);
+    let coloured: Vec<(&TriMesh, Rgba)> = vec![
+        (&spheres[0], green),
+        (&spheres[1], green),
+        (&spheres[2], blue),
+    ];
+    let mut meshes = MeshRenderer::new(
+        &ctx.device,
+        OffscreenTarget::COLOR_FORMAT,
+        OffscreenTarget::DEPTH_FORMAT,
+    );
+    meshes.set_meshes(&ctx.device, &coloured);
+    let mut params = RaycastParams::new(&volume, &red, front_camera());
+    params.jitter = false;
+    let image = render_volume_and_meshes(&ctx, &mut meshes, &params);
+    dump("scene_nearest", &image);
+    let window = render_through_viewport(&ctx, &coloured, &params);
+    dump("scene_nearest_window", &window);
+
+    let camera = params.camera;
+    let (mut agree, mut counts) = (0usize, [0usize; 4]);
+    for y in 0..SCENE_PX {
+        for x in 0..SCENE_PX {
+            let ray = camera.ray_through_pixel(f64::from(x), f64::from(y), SCENE_PX, SCENE_PX);
+            let candidates = [
+                (hit_sphere(&ray, [0.0; 3], radius), 0),
+                (hit_sphere(&ray, front.0, front.1), 1),
+                (hit_sphere(&ray, hidden.0, hidden.1), 1),
+                (hit_sphere(&ray, behind.0, behind.1), 2),
+            ];
+            let expected = candidates
+                .iter()
+                .filter_map(|(t, class)| t.map(|t| (t, *class)))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or(3, |(_, class)| class);
+            counts[expected] += 1;
+            agree += usize::from(dominant(image.pixel(x, y)) == expected);
+        }
+    }
+    let total = (SCENE_PX * SCENE_PX) as f64;
+    assert!(
+        counts[0] > 800 && counts[1] > 150 && counts[2] > 800,
+        "scene set-up: {counts:?}"
+    );
+    assert!(
+        agree as f64 / total > 0.95,
+        "first-surface colour agrees with the CPU in {agree} of {total} pixels (expected classes {counts:?})"
+    );
+    // The hidden sphere's centre shows the volume, the front sphere's centre the mesh.
+    let to_px = |p: [f64; 3]| {
+        let s = f64::from(SCENE_PX) / 60.0;
+        (
+            (f64::from(SCENE_PX) / 2.0 + p[0] * s) as u32,
+            (f64::from(SCENE_PX) / 2.0 - p[2] * s) as u32,
+        )
+    };
+    let (hx, hy) = to_px(hidden.0);
+    let (fx, fy) = to_px(front.0);
+    assert_eq!(
+        dominant(image.pixel(hx, hy)),
+        0,
+        "{:?}",
+        image.pixel(hx, hy)
+    );
+    assert_eq!(
+        dominant(image.pixel(fx, fy)),
+        1,
+        "{:?}",
+        image.pixel(fx, fy)
+    );
+
+    // The window draws the same picture offscreen and lays it on: same pixels.
+    let differing = image
+        .pixels
+        .iter()
+        .zip(&window.pixels)
+        .filter(|(a, b)| a.abs_diff(**b) > 2)
+        .count();
+    assert!(
+        differing * 1000 < image.pixels.len(),
+        "window path differs from render_scene in {differing} channels"
+    );
+}
+
+/// An opaque magenta plane (a two-sided quad) across the whole view at y = 3.3 mm.
+fn plane_mesh(y: f32) -> TriMesh {
+    let e = 60.0f32;
+    // Each side has its own vertices so each gets its own normal.
+    let corners = [[-e, y, -e], [e, y, -e], [e, y, e], [-e, y, e]];
+    let positions = [corners, corners].concat();
+    let indices = vec![[0, 1, 2], [0, 2, 3], [4, 6, 5], [4, 7, 6]];
+    let mut mesh = TriMesh::new(positions, indices);
+    mesh.compute_normals();
+    mesh
+}
+
+/// Samples of a ray entering the 48 mm box at `t0`: t0 + n·step up to `t_end` (jitter off).
+fn samples_until(t0: f64, step: f64, t_end: f64) -> Vec<f64> {
+    (0..)
+        .map(|n| t0 + f64::from(n) * step)
+        .take_while(|t| *t <= t_end)
+        .collect()
+}
+
+/// DVR and MIP with an opaque plane halfway along every ray: only the samples in front of
+/// the plane count, composited over the plane's colour. CPU reference: the same sample
+/// positions (entry face + n·step), front-to-back "over" of a constant colour/opacity for DVR,
+/// the largest of a linear ramp for MIP, over the plane's pixel from a meshes-only render.
+/// Tolerance 3/255: the GPU's 8-bit output and float rounding.
+#[test]
+fn dvr_and_mip_stop_at_a_mesh_in_the_middle_of_the_ray() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let plane_y = 3.3;
+    let plane = plane_mesh(plane_y as f32);
+    let magenta = Rgba([230, 40, 200, 255]);
+    let mut meshes = MeshRenderer::new(
+        &ctx.device,
+        OffscreenTarget::COLOR_FORMAT,
+        OffscreenTarget::DEPTH_FORMAT,
+    );
+    meshes.set_meshes(&ctx.device, &[(&plane, magenta)]);
+    let camera = front_camera();
+    let behind_plane = render_meshes(&ctx, &mut meshes, &camera, SCENE_PX);
+
+    // DVR of a constant volume: colour c, opacity a per mm, shading off.
+    let constant = upload_volume(&ctx.device, &ctx.queue, &scene_volume(|_| 1000.0)).unwrap();
+    let (c, a) = ([0.2f32, 0.9, 0.3], 0.05f32);
+    let haze = TransferFunction::new(
+        "haze",
+        ValueDomain::Absolute,
+        vec![
+            ControlPoint::new(0.0, c, a),
+            ControlPoint::new(2000.0, c, a),
+        ],
+    )
+    .unwrap();
+    let mut dvr = RaycastParams::new(&constant, &haze, camera);
+    dvr.jitter = false;
+    dvr.shading = false;
+    let step = dvr.step_mm();
+    let dvr_image = render_volume_and_meshes(&ctx, &mut meshes, &dvr);
+    dump("scene_dvr_plane", &dvr_image);
+
+    // MIP of a ramp rising along the rays (+y): 10 per mm, 5 at the first voxel centre.
+    let ramp = scene_volume(|p| (10.0 * (p.y + 24.0)) as f32);
+    let ramp_texture = upload_volume(&ctx.device, &ctx.queue, &ramp).unwrap();
+    let mut mip = RaycastParams::new(&ramp_texture, &haze, camera);
+    mip.mode = RenderMode::Mip;
+    mip.window = Some((0.0, 500.0));
+    mip.jitter = false;
+    let mip_image = render_volume_and_meshes(&ctx, &mut meshes, &mip);
+    dump("scene_mip_plane", &mip_image);
+
+    let alpha = 1.0 - (1.0 - f64::from(a)).powf(step);
+    let (mut checked, mut worst_dvr, mut worst_mip) = (0usize, 0u8, 0u8);
+    for y in 0..SCENE_PX {
+        for x in 0..SCENE_PX {
+            let ray = camera.ray_through_pixel(f64::from(x), f64::from(y), SCENE_PX, SCENE_PX);
+            let (px, pz) = (ray.origin.x.abs(), ray.origin.z.abs());
+            let mesh = behind_plane.pixel(x, y);
+            if px > 24.5 || pz > 24.5 {
+                // Outside the volume's box: the plane alone.
+                assert_eq!(
+                    dvr_image.pixel(x, y),
+                    mesh,
+                    "pixel ({x}, {y}) outside the box"
+                );
+                continue;
+            }
+            if px > 23.5 || pz > 23.5 {
+                continue;
+            }
+            checked += 1;
+            // Rays run along +y from the near plane: the box's front face is y = -24.
+            let t0 = -24.0 - ray.origin.y;
+            let samples = samples_until(t0, step, plane_y - ray.origin.y);
+            let kept = (1.0 - alpha).powi(samples.len() as i32);
+            let expected_dvr: [f64; 3] = std::array::from_fn(|ch| {
+                f64::from(c[ch]) * (1.0 - kept) * 255.0 + kept * f64::from(mesh[ch])
+            });
+            let max = samples
+                .iter()
+                .map(|t| 10.0 * ((ray.origin.y + t).clamp(-23.5, 23.5) + 24.0))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let expected_grey = (max / 500.0).clamp(0.0, 1.0) * 255.0;
+            let got_dvr = dvr_image.pixel(x, y);
+            let got_mip = mip_image.pixel(x, y);
+            for ch in 0..3 {
+                let e = (expected_dvr[ch] - f64::from(got_dvr[ch])).abs().round() as u8;
+                worst_dvr = worst_dvr.max(e);
+                let e = (expected_grey - f64::from(got_mip[ch])).abs().round() as u8;
+                worst_mip = worst_mip.max(e);
+            }
+        }
+    }
+    assert!(checked > 5000, "only {checked} pixels inside the box");
+    assert!(
+        worst_dvr <= 3 && worst_mip <= 3,
+        "largest difference from the CPU: DVR {worst_dvr}/255, MIP {worst_mip}/255 (over {checked} pixels)"
+    );
+}
+
+/// The pyramid layout of a volume with meshes: every cell equals render_scene of that cell's
+/// camera turned by the cell's quarter turns (edge pixels of the rotation aside), so the
+/// volume stops at the meshes in all four views.
+#[test]
+fn four_view_of_volume_and_meshes_matches_render_scene_per_cell() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let volume_cpu =
+        scene_volume(|p| (1000.0 * ((15.0 - p.coords.norm()) / 2.0).clamp(0.0, 1.0)) as f32);
+    let volume = upload_volume(&ctx.device, &ctx.queue, &volume_cpu).unwrap();
+    let red = TransferFunction::new(
+        "red surface",
+        ValueDomain::Absolute,
+        vec![
+            ControlPoint::new(450.0, [1.0, 0.0, 0.0], 0.0),
+            ControlPoint::new(550.0, [1.0, 0.0, 0.0], 1.0),
+        ],
+    )
+    .unwrap();
+    let poking_out = sphere([-8.0, -12.0, 0.0], 7.0, 24, 48);
+    let mut meshes = MeshRenderer::new(
+        &ctx.device,
+        OffscreenTarget::COLOR_FORMAT,
+        OffscreenTarget::DEPTH_FORMAT,
+    );
+    meshes.set_meshes(&ctx.device, &[(&poking_out, Rgba([40, 220, 40, 255]))]);
+    let camera = Camera {
+        pitch_deg: 20.0,
+        ..front_camera()
+    };
+    let mut params = RaycastParams::new(&volume, &red, camera);
+    params.jitter = false;
+
+    let s = SCENE_PX;
+    let canvas = OffscreenTarget::new(&ctx, 3 * s, 3 * s).unwrap();
+    {
+        let mut raycaster = Raycaster::for_scenes(&ctx.device, OffscreenTarget::COLOR_FORMAT);
+        let mut drawer = VolumeDrawer::new(&ctx.device, &mut raycaster, params.clone()).unwrap();
+        let mut drawers: [&mut dyn SceneDrawer; 2] = [&mut meshes, &mut drawer];
+        render_four_view_scene(&ctx, &canvas, &mut drawers, &camera, 0.0).unwrap();
+    }
+    let four = canvas.read_rgba(&ctx).unwrap();
+    dump("four_view_scene", &four);
+    for cell in fuseprint::render::four_view::pyramid_layout([3 * s, 3 * s]) {
+        let mut cam = camera;
+        cam.orbit(cell.yaw_offset_deg, 0.0);
+        let mut single_params = params.clone();
+        single_params.camera = cam;
+        let want = rotate_ccw(
+            &render_volume_and_meshes(&ctx, &mut meshes, &single_params),
+            cell.quarter_turns,
+        );
+        let [x0, y0, ..] = cell.rect_px;
+        let (mut differ, mut red_px, mut green_px) = (0, 0, 0);
+        for y in 0..s {
+            for x in 0..s {
+                let (a, b) = (four.pixel(x0 + x, y0 + y), want.pixel(x, y));
+                red_px += usize::from(dominant(b) == 0);
+                green_px += usize::from(dominant(b) == 1);
+                if (0..3).any(|c| a[c].abs_diff(b[c]) > 8) {
+                    differ += 1;
+                }
+            }
+        }
+        assert!(
+            red_px > 300 && green_px > 30,
+            "{:?}: volume {red_px} px, mesh {green_px} px",
+            cell.cell
+        );
+        assert!(
+            differ * 100 < (s * s) as usize,
+            "{:?}: {differ} pixels differ from render_scene",
+            cell.cell
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! The one file that knows both egui's wgpu integration and this renderer: a paint callback
-//! that draws the 3D view (meshes and a raycast volume) straight into egui's render pass.
+//! that draws the 3D view (meshes and a raycast volume) into egui's render pass. A volume
+//! alone is raycast straight into it; with meshes, both are drawn offscreen first (the
+//! volume's rays stop at the meshes' depth) and the picture is laid onto the viewport.
 //!
 //! The window installs the GPU resources once ([`install`]); each frame the 3D view hands a
 //! [`VolumeView`] to [`volume_callback`]. The volume is uploaded once per `volume_id`, the
@@ -37,7 +39,7 @@ pub struct VolumeView {
     /// Only this world box (LPS mm, min and max corners) of the volume is drawn.
     pub clip_box_world: Option<[Point3<f64>; 2]>,
     pub show_volume: bool,
-    /// Drawn first, the volume blended over them.
+    /// Drawn first; the volume's rays stop at their surfaces and it blends over them.
     pub meshes: Option<Arc<MeshScene>>,
     /// Orbit from the anterior view, degrees.
     pub yaw_deg: f64,
@@ -136,19 +138,15 @@ impl egui_wgpu::CallbackTrait for Callback {
         let height = (self.rect.height() * ppp).round().max(1.0) as u32;
         let camera = camera_for(volume, &self.view, width as f64 / height as f64);
 
+        let scene_view = SceneView::new(camera, [width, height]);
         if let Some(scene) = self.view.meshes.as_ref().filter(|_| self.draws_meshes()) {
             let meshes: Vec<(&TriMesh, Rgba)> =
                 scene.meshes.iter().map(|(m, c)| (&**m, *c)).collect();
             res.meshes.set_meshes(device, scene.key, &meshes);
-            let scene_view = SceneView::new(camera, [width, height]);
-            res.meshes.render(device, queue, encoder, &scene_view);
         }
 
-        if !self.view.show_volume {
-            return Vec::new();
-        }
         let fresh = res.texture.as_ref().map(|(id, _)| *id) != Some(self.view.volume_id);
-        if fresh && res.failed_volume != Some(self.view.volume_id) {
+        if self.view.show_volume && fresh && res.failed_volume != Some(self.view.volume_id) {
             match upload_volume(device, queue, volume) {
                 Ok(t) => res.texture = Some((self.view.volume_id, t)),
                 Err(e) => {
@@ -158,14 +156,25 @@ impl egui_wgpu::CallbackTrait for Callback {
                 }
             }
         }
-        let Some((_, texture)) = &res.texture else {
-            return Vec::new();
-        };
-        let mut params = RaycastParams::new(texture, &self.view.transfer, camera);
-        params.mode = self.view.mode;
-        params.window = self.view.window;
-        params.clip_box_world = self.view.clip_box_world;
-        res.raycaster.prepare(device, queue, &params, width, height);
+        let texture = res
+            .texture
+            .as_ref()
+            .filter(|(id, _)| self.view.show_volume && *id == self.view.volume_id)
+            .map(|(_, t)| t);
+        let params = texture.map(|texture| {
+            let mut params = RaycastParams::new(texture, &self.view.transfer, camera);
+            params.mode = self.view.mode;
+            params.window = self.view.window;
+            params.clip_box_world = self.view.clip_box_world;
+            params
+        });
+        if self.draws_meshes() {
+            let volume = params.as_ref().map(|p| (&mut res.raycaster, p));
+            res.meshes
+                .render_with_volume(device, queue, encoder, &scene_view, volume);
+        } else if let Some(params) = &params {
+            res.raycaster.prepare(device, queue, params, width, height);
+        }
         Vec::new()
     }
 
@@ -178,8 +187,10 @@ impl egui_wgpu::CallbackTrait for Callback {
         let Some(res) = resources.get::<Resources>() else {
             return;
         };
+        // With meshes the offscreen picture holds the volume too.
         if self.draws_meshes() {
             res.meshes.paint(render_pass);
+            return;
         }
         let uploaded = res.texture.as_ref().map(|(id, _)| *id) == Some(self.view.volume_id);
         if self.view.show_volume && uploaded {

@@ -84,6 +84,17 @@ fn screen_rotation(quarter_turns: u32) -> Matrix4<f64> {
 pub trait SceneDrawer {
     fn prepare(&mut self, queue: &wgpu::Queue, view: &SceneView);
     fn paint(&self, pass: &mut wgpu::RenderPass<'_>);
+
+    /// True for drawers that do not depth-test but read the finished depth of what was drawn
+    /// before them (the raycaster, [`VolumeDrawer`](super::VolumeDrawer), stops its rays at
+    /// mesh surfaces). [`render_scene`] paints them in a second pass whose depth attachment is
+    /// read-only, after handing them the depth texture through [`Self::read_depth`].
+    fn reads_depth(&self) -> bool {
+        false
+    }
+
+    /// The scene's depth texture, given before `prepare` to drawers that [`Self::reads_depth`].
+    fn read_depth(&mut self, _depth: &wgpu::TextureView) {}
 }
 
 /// Which cell of the pyramid layout.
@@ -139,6 +150,19 @@ pub fn render_four_view(
     camera: &Camera,
     rotation_deg: f64,
 ) -> Result<(), RenderError> {
+    render_four_view_scene(ctx, target, &mut [drawer], camera, rotation_deg)
+}
+
+/// [`render_four_view`] of several drawers: in each cell the depth-testing ones (meshes),
+/// then those that read their depth (a [`VolumeDrawer`](super::VolumeDrawer)), as in
+/// [`render_scene`].
+pub fn render_four_view_scene(
+    ctx: &GpuContext,
+    target: &OffscreenTarget,
+    drawers: &mut [&mut dyn SceneDrawer],
+    camera: &Camera,
+    rotation_deg: f64,
+) -> Result<(), RenderError> {
     let cells = pyramid_layout([target.width, target.height]);
     if cells[0].rect_px[2] == 0 {
         return Err(RenderError::Empty(format!(
@@ -146,6 +170,10 @@ pub fn render_four_view(
             target.width, target.height
         )));
     }
+    for drawer in drawers.iter_mut().filter(|d| d.reads_depth()) {
+        drawer.read_depth(&target.depth_view);
+    }
+    let any_reader = drawers.iter().any(|d| d.reads_depth());
     for (i, cell) in cells.iter().enumerate() {
         let mut cam = *camera;
         cam.orbit(rotation_deg + cell.yaw_offset_deg, 0.0);
@@ -155,21 +183,74 @@ pub fn render_four_view(
             viewport_px: [w, h],
             quarter_turns: cell.quarter_turns,
         };
-        drawer.prepare(&ctx.queue, &view);
+        for drawer in drawers.iter_mut() {
+            drawer.prepare(&ctx.queue, &view);
+        }
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         {
-            let mut pass = begin_scene_pass(&mut encoder, target, i == 0);
+            // Depth starts afresh in every cell: each is a scene of its own.
+            let mut pass = begin_cell_pass(&mut encoder, target, i == 0);
             pass.set_viewport(x as f32, y as f32, w as f32, h as f32, 0.0, 1.0);
             pass.set_scissor_rect(x, y, w, h);
-            drawer.paint(&mut pass);
+            for drawer in drawers.iter().filter(|d| !d.reads_depth()) {
+                drawer.paint(&mut pass);
+            }
+        }
+        if any_reader {
+            let mut pass = begin_depth_reading_pass(
+                &mut encoder,
+                &target.color_view,
+                Some(&target.depth_view),
+            );
+            pass.set_viewport(x as f32, y as f32, w as f32, h as f32, 0.0, 1.0);
+            pass.set_scissor_rect(x, y, w, h);
+            for drawer in drawers.iter().filter(|d| d.reads_depth()) {
+                drawer.paint(&mut pass);
+            }
         }
         ctx.queue.submit([encoder.finish()]);
     }
     Ok(())
 }
 
-/// Renders several drawers into one view of `target`, in order (meshes before a raycaster,
-/// so it finds their depth), clearing first.
+/// A pass over the whole target: colour cleared to black (first cell) or kept, depth cleared.
+fn begin_cell_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    target: &'e OffscreenTarget,
+    clear_colour: bool,
+) -> wgpu::RenderPass<'e> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some("four-view cell"),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view: &target.color_view,
+            resolve_target: None,
+            depth_slice: None,
+            ops: wgpu::Operations {
+                load: if clear_colour {
+                    wgpu::LoadOp::Clear(wgpu::Color::BLACK)
+                } else {
+                    wgpu::LoadOp::Load
+                },
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+            view: &target.depth_view,
+            depth_ops: Some(wgpu::Operations {
+                load: wgpu::LoadOp::Clear(1.0),
+                store: wgpu::StoreOp::Store,
+            }),
+            stencil_ops: None,
+        }),
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
+}
+
+/// Renders several drawers into one view of `target`, clearing first: the depth-testing ones
+/// (meshes) in order, then those that read depth (a [`VolumeDrawer`](super::VolumeDrawer)),
+/// whose rays stop at the meshes' surfaces and blend over them.
 pub fn render_scene(
     ctx: &GpuContext,
     target: &OffscreenTarget,
@@ -178,17 +259,55 @@ pub fn render_scene(
 ) -> Result<(), RenderError> {
     let view = SceneView::new(*camera, [target.width, target.height]);
     for drawer in drawers.iter_mut() {
+        if drawer.reads_depth() {
+            drawer.read_depth(&target.depth_view);
+        }
         drawer.prepare(&ctx.queue, &view);
     }
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = begin_scene_pass(&mut encoder, target, true);
-        for drawer in drawers.iter() {
+        for drawer in drawers.iter().filter(|d| !d.reads_depth()) {
+            drawer.paint(&mut pass);
+        }
+    }
+    if drawers.iter().any(|d| d.reads_depth()) {
+        let mut pass =
+            begin_depth_reading_pass(&mut encoder, &target.color_view, Some(&target.depth_view));
+        for drawer in drawers.iter().filter(|d| d.reads_depth()) {
             drawer.paint(&mut pass);
         }
     }
     ctx.queue.submit([encoder.finish()]);
     Ok(())
+}
+
+/// A pass that keeps `color` and attaches `depth` read-only, so drawers may sample it.
+pub(crate) fn begin_depth_reading_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    color: &'e wgpu::TextureView,
+    depth: Option<&'e wgpu::TextureView>,
+) -> wgpu::RenderPass<'e> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some("depth-reading pass"),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view: color,
+            resolve_target: None,
+            depth_slice: None,
+            ops: wgpu::Operations {
+                load: wgpu::LoadOp::Load,
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        depth_stencil_attachment: depth.map(|view| wgpu::RenderPassDepthStencilAttachment {
+            view,
+            depth_ops: None,
+            stencil_ops: None,
+        }),
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
 }
 
 #[cfg(test)]

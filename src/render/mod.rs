@@ -23,18 +23,24 @@ pub mod volume_texture;
 pub use camera::{Camera, Projection, Ray, StandardView};
 pub use colormap::Colormap;
 pub use error::RenderError;
-pub use four_view::{render_four_view, render_scene, SceneDrawer, SceneView};
+pub use four_view::{
+    render_four_view, render_four_view_scene, render_scene, SceneDrawer, SceneView,
+};
 pub use fusion::{Fusion, LayerStyle, Window};
 pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
 pub use mesh_view::{Lighting, MeshRenderer};
 pub use picking::PickHit;
 pub use png::{render_image, render_to_png, save_png, PngError};
 pub use raycast::{
-    ClipPlane, RaycastParams, Raycaster, RenderMode, SecondVolume, VolumeLayer, MAX_CLIP_PLANES,
+    ClipPlane, RaycastParams, Raycaster, RenderMode, SecondVolume, VolumeDrawer, VolumeLayer,
+    MAX_CLIP_PLANES,
 };
 pub use slices::{LabelStyle, SliceParams, SlicePlane, SliceRenderer};
 pub use transfer::{ControlPoint, TransferError, TransferFunction, ValueDomain};
-pub use volume_texture::{upload_labels, upload_volume, LabelTexture, VolumeTexture};
+pub use volume_texture::{
+    plan_bricks, upload_labels, upload_volume, upload_volume_with, BrickPlan, LabelTexture,
+    UploadOptions, VolumeTexture,
+};
 
 #[cfg(test)]
 pub(crate) mod test_support {

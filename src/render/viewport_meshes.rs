@@ -1,10 +1,12 @@
-//! Meshes inside a render pass that has no depth attachment (egui's): the mesh viewer draws
-//! into an offscreen colour + depth target of the viewport's size, then that picture is laid
-//! onto the viewport with premultiplied-alpha blending. The window keeps its own pass and the
-//! meshes still get correct depth among themselves.
+//! Meshes (and a volume among them) inside a render pass that has no depth attachment
+//! (the window's, whose depth buffer a paint callback cannot read): the mesh viewer draws into an
+//! offscreen colour + depth target of the viewport's size, the raycaster then marches each ray
+//! up to the meshes' depth and blends the volume in front of them over their colour, and that
+//! picture is laid onto the viewport with premultiplied-alpha blending.
 
-use super::four_view::{SceneDrawer, SceneView};
+use super::four_view::{begin_depth_reading_pass, SceneDrawer, SceneView};
 use super::mesh_view::{MeshRenderer, MESH_DEPTH_FORMAT};
+use super::raycast::{RaycastParams, Raycaster};
 use crate::volume::{Rgba, TriMesh};
 
 struct Target {
@@ -25,7 +27,7 @@ pub struct ViewportMeshes {
 }
 
 impl ViewportMeshes {
-    /// For passes whose colour target is `format` (egui's `target_format`).
+    /// For passes whose colour target is `format` (the window's `target_format`).
     pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> Self {
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("viewport meshes blit"),
@@ -148,6 +150,20 @@ impl ViewportMeshes {
         encoder: &mut wgpu::CommandEncoder,
         view: &SceneView,
     ) {
+        self.render_with_volume(device, queue, encoder, view, None);
+    }
+
+    /// [`Self::render`], then `volume` raycast into the same picture with its rays stopped
+    /// at the meshes (the raycaster must target this viewport's colour format; its camera is
+    /// `view`'s).
+    pub fn render_with_volume(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        view: &SceneView,
+        volume: Option<(&mut Raycaster, &RaycastParams<'_>)>,
+    ) {
         let size = view.viewport_px.map(|n| n.clamp(1, 8192));
         self.ensure_target(device, size);
         SceneDrawer::prepare(&mut self.renderer, queue, view);
@@ -169,7 +185,7 @@ impl ViewportMeshes {
                 view: &target.depth_view,
                 depth_ops: Some(wgpu::Operations {
                     load: wgpu::LoadOp::Clear(1.0),
-                    store: wgpu::StoreOp::Discard,
+                    store: wgpu::StoreOp::Store,
                 }),
                 stencil_ops: None,
             }),
@@ -178,6 +194,25 @@ impl ViewportMeshes {
             multiview_mask: None,
         });
         SceneDrawer::paint(&self.renderer, &mut pass);
+        drop(pass);
+        let Some((raycaster, params)) = volume else {
+            return;
+        };
+        let mut params = params.clone();
+        params.camera = view.camera;
+        raycaster.prepare_view(
+            device,
+            queue,
+            &params,
+            Some(view.world_from_clip()),
+            size,
+            Some(&target.depth_view),
+        );
+        // Depth goes along read-only when the raycaster's pipeline expects an attachment.
+        let depth =
+            (raycaster.depth_format() == Some(MESH_DEPTH_FORMAT)).then_some(&target.depth_view);
+        let mut pass = begin_depth_reading_pass(encoder, &target.color_view, depth);
+        raycaster.paint(&mut pass);
     }
 
     /// Lays the last rendered picture over the pass's current viewport.

@@ -4,38 +4,164 @@
 //! floats keep ~11 bits of precision wherever they are (≈ 2 HU over a 4000 HU CT range);
 //! [`VolumeTexture::value_range`] maps them back. Beside each volume sits a coarse brick
 //! texture of (min, max) per 8³ voxels that the raycaster uses to skip empty space.
+//!
+//! A volume longer than the device's largest 3D texture (a whole-body CT of 512×512×2048
+//! on a 2048 limit) is split into several textures, [`VolumeBrick`]s, along the axes that
+//! exceed it. Each brick *owns* a box of voxels (the boxes tile the volume) and its texture
+//! reaches [`BRICK_APRON`] voxels past that box into its neighbours, so trilinear samples and
+//! central-difference gradients taken anywhere in the owned box read the same voxels they
+//! would read in one big texture: the raycaster draws one ray segment per brick and the seams
+//! do not show. Only when even 16-bit texels exceed the memory budget is the volume
+//! block-averaged down (with a warning), and past a 4× reduction per axis it is refused.
 
 use super::RenderError;
 use crate::volume::{LabelMap, LabelTable, Volume, VolumeGeometry};
 use nalgebra::{Matrix4, Vector3};
 use rayon::prelude::*;
+use wgpu::util::DeviceExt;
 
 /// Voxels per side of an empty-space-skipping brick.
 pub const BRICK_SIZE: usize = 8;
 
+/// Voxels a texture brick reaches past the box it owns on each inner side: a gradient sample
+/// one voxel beyond the box edge (central differences) is itself trilinear, which reads one
+/// voxel further.
+pub const BRICK_APRON: usize = 2;
+
 /// Slices written per `write_texture` call: bounds the staging memory of a large upload.
 const SLAB_BYTES: usize = 64 << 20;
 
-/// A volume on the GPU.
-pub struct VolumeTexture {
+/// Volume texture bytes (all bricks) [`UploadOptions::default`] allows. wgpu cannot tell how
+/// much memory a GPU has; 4 GiB of volume fits the 8 GB cards fuseprint targets beside the
+/// frame buffers, and holds a 512×512×4096 CT at 16 bits.
+pub const DEFAULT_MAX_VOLUME_BYTES: u64 = 4 << 30;
+
+/// 32-bit texels (where the device filters them) only up to this size; past it 16 bits,
+/// whose ~11 significant bits over the normalised range are ~2 HU on CT.
+const MAX_F32_BYTES: u64 = 512 << 20;
+
+/// Past this reduction per axis a downsampled volume is not worth showing: refused instead.
+const MAX_FALLBACK_FACTOR: usize = 4;
+
+/// How a volume goes onto the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadOptions {
+    /// Largest texture side to use; `None` = the device's `max_texture_dimension_3d`. A
+    /// smaller value forces bricking (tests on small phantoms, benchmarks).
+    pub max_texture_dimension: Option<u32>,
+    /// Texture bytes the volume may take in all (see [`DEFAULT_MAX_VOLUME_BYTES`]).
+    pub max_bytes: u64,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            max_texture_dimension: None,
+            max_bytes: DEFAULT_MAX_VOLUME_BYTES,
+        }
+    }
+}
+
+/// One texture of a (possibly) bricked volume.
+pub struct VolumeBrick {
     pub(crate) view: wgpu::TextureView,
+    /// The raycaster's per-brick uniforms (`Brick` in shaders/raycast.wgsl).
+    pub(crate) uniforms: wgpu::Buffer,
+    pub plan: BrickPlan,
+}
+
+/// Where a texture brick sits in its volume's grid (`[i, j, k]`, voxels of the texture grid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrickPlan {
+    /// Position in the grid of bricks.
+    pub index: [usize; 3],
+    /// First voxel of the texture.
+    pub origin: [usize; 3],
+    /// Texture size.
+    pub size: [usize; 3],
+    /// Voxels whose ray segments this brick draws: `owned_start..owned_end` per axis.
+    pub owned_start: [usize; 3],
+    pub owned_end: [usize; 3],
+}
+
+impl BrickPlan {
+    /// Texel to LPS mm, given the whole grid's `world_from_voxel`.
+    pub fn world_from_texel(&self, world_from_voxel: &Matrix4<f64>) -> Matrix4<f64> {
+        let o = self.origin.map(|v| v as f64);
+        world_from_voxel * Matrix4::new_translation(&Vector3::new(o[0], o[1], o[2]))
+    }
+}
+
+/// Splits each axis of `dims` longer than `max_side` into bricks of at most `max_side`
+/// voxels (apron included), owned parts as even as possible; `i` fastest in the result.
+pub fn plan_bricks(dims: [usize; 3], max_side: usize) -> Vec<BrickPlan> {
+    let axis = |n: usize| -> Vec<(usize, usize, usize, usize)> {
+        if n <= max_side {
+            return vec![(0, n, 0, n)];
+        }
+        let per_brick = max_side.saturating_sub(2 * BRICK_APRON).max(1);
+        let count = n.div_ceil(per_brick);
+        (0..count)
+            .map(|b| {
+                let (start, end) = (b * n / count, (b + 1) * n / count);
+                let origin = start.saturating_sub(BRICK_APRON);
+                (origin, (end + BRICK_APRON).min(n) - origin, start, end)
+            })
+            .collect()
+    };
+    let [xs, ys, zs] = dims.map(axis);
+    let mut plans = Vec::with_capacity(xs.len() * ys.len() * zs.len());
+    for (bk, z) in zs.iter().enumerate() {
+        for (bj, y) in ys.iter().enumerate() {
+            for (bi, x) in xs.iter().enumerate() {
+                plans.push(BrickPlan {
+                    index: [bi, bj, bk],
+                    origin: [x.0, y.0, z.0],
+                    size: [x.1, y.1, z.1],
+                    owned_start: [x.2, y.2, z.2],
+                    owned_end: [x.3, y.3, z.3],
+                });
+            }
+        }
+    }
+    plans
+}
+
+/// A volume on the GPU: one texture, or several bricks when it exceeds the largest 3D texture.
+pub struct VolumeTexture {
+    pub(crate) texture_bricks: Vec<VolumeBrick>,
+    /// Bricks per axis.
+    pub brick_grid: [usize; 3],
     pub(crate) bricks_view: wgpu::TextureView,
     /// Normalised (min, max) per brick, `i` fastest; for skipping decisions on the CPU side.
     pub(crate) brick_min_max: Vec<[f32; 2]>,
-    /// Texture size `[i, j, k]` (smaller than the volume's when it had to be downsampled).
+    /// Grid size `[i, j, k]` of the whole texture set (smaller than the volume's when it had
+    /// to be downsampled).
     pub dims: [u32; 3],
+    /// Empty-space-skipping bricks (8³ voxels) per axis.
     pub brick_counts: [u32; 3],
     /// Voxel (texture grid) to LPS mm, oblique directions included.
     pub world_from_voxel: Matrix4<f64>,
     /// Image values that stored 0 and 1 stand for.
     pub value_range: (f32, f32),
-    /// Voxels averaged per texel along `[i, j, k]`: `[1, 1, 1]` unless the volume exceeded
-    /// the device's largest 3D texture.
+    /// Voxels averaged per texel along `[i, j, k]`: `[1, 1, 1]` unless the volume did not fit
+    /// the memory budget even at 16 bits per voxel.
     pub downsample: [usize; 3],
     pub format: wgpu::TextureFormat,
+    /// Bytes of the volume's textures (aprons included, skipping bricks not).
+    pub texture_bytes: u64,
 }
 
 impl VolumeTexture {
+    /// The textures the volume is split into (one unless it exceeds the largest 3D texture).
+    pub fn texture_bricks(&self) -> impl Iterator<Item = &BrickPlan> {
+        self.texture_bricks.iter().map(|b| &b.plan)
+    }
+
+    pub fn is_bricked(&self) -> bool {
+        self.texture_bricks.len() > 1
+    }
+
     /// Smallest distance between voxel centres of the texture grid, mm.
     pub fn min_spacing_mm(&self) -> f64 {
         (0..3)
@@ -130,23 +256,140 @@ fn downsampled_world_from_voxel(geometry: &VolumeGeometry, factors: [usize; 3]) 
     geometry.world_from_voxel() * voxel_from_texel
 }
 
-/// Uploads `volume` as a filterable float 3D texture (R32Float where the device filters it,
-/// else R16Float). A volume larger than the device's largest 3D texture is block-averaged
-/// down along the long axes, with a warning in the log.
+/// Uploads `volume` with [`UploadOptions::default`]: at full resolution, bricked when it
+/// exceeds the device's largest 3D texture.
 pub fn upload_volume(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
     volume: &Volume<f32>,
 ) -> Result<VolumeTexture, RenderError> {
+    upload_volume_with(device, queue, volume, &UploadOptions::default())
+}
+
+/// `"512×512×2048 (0.8×0.8×1 mm)"`: how errors and logs name a volume.
+fn describe(geometry: &VolumeGeometry) -> String {
+    let [x, y, z] = geometry.dims;
+    let [sx, sy, sz] = geometry.spacing_mm;
+    format!("{x}×{y}×{z} ({sx:.3}×{sy:.3}×{sz:.3} mm)")
+}
+
+/// Texture layout a volume gets: per-axis reduction, 32-bit texels or 16, total bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    factors: [usize; 3],
+    float32: bool,
+    bytes: u64,
+}
+
+fn texel_count(plans: &[BrickPlan]) -> u64 {
+    plans
+        .iter()
+        .map(|p| p.size.iter().map(|n| *n as u64).product::<u64>())
+        .sum()
+}
+
+/// Full resolution whenever 16-bit texels fit `max_bytes`, else the smallest uniform
+/// reduction that fits; `None` past [`MAX_FALLBACK_FACTOR`].
+fn choose_layout(
+    dims: [usize; 3],
+    max_side: usize,
+    device_limit: usize,
+    float32_filterable: bool,
+    max_bytes: u64,
+) -> Option<Layout> {
+    for f in 1..=MAX_FALLBACK_FACTOR {
+        // The skipping grid is one texture: it must fit the device too (a 16384-voxel axis).
+        let factors = dims.map(|n| f.max(n.div_ceil(BRICK_SIZE * device_limit.max(1))));
+        let reduced: [usize; 3] = std::array::from_fn(|c| dims[c].div_ceil(factors[c]));
+        let texels = texel_count(&plan_bricks(reduced, max_side));
+        if float32_filterable && factors == [1, 1, 1] && texels * 4 <= MAX_F32_BYTES.min(max_bytes)
+        {
+            return Some(Layout {
+                factors,
+                float32: true,
+                bytes: texels * 4,
+            });
+        }
+        if texels * 2 <= max_bytes {
+            return Some(Layout {
+                factors,
+                float32: false,
+                bytes: texels * 2,
+            });
+        }
+    }
+    None
+}
+
+/// Copies one brick's voxels out of the grid, normalised and converted to texels.
+fn extract_brick<T: Send + Copy + Default>(
+    values: &[f32],
+    dims: [usize; 3],
+    plan: &BrickPlan,
+    texel: impl Fn(f32) -> T + Sync,
+) -> Vec<T> {
+    let [sx, sy, _] = plan.size;
+    let [nx, ny, _] = dims;
+    let mut out = vec![T::default(); plan.size.iter().product()];
+    out.par_chunks_mut(sx * sy)
+        .enumerate()
+        .for_each(|(k, slab)| {
+            for j in 0..sy {
+                let row = ((plan.origin[2] + k) * ny + plan.origin[1] + j) * nx + plan.origin[0];
+                for (dst, src) in slab[j * sx..(j + 1) * sx]
+                    .iter_mut()
+                    .zip(&values[row..row + sx])
+                {
+                    *dst = texel(*src);
+                }
+            }
+        });
+    out
+}
+
+/// Uploads `volume` as filterable float 3D textures (R32Float where the device filters it and
+/// the volume is small, else R16Float), split into bricks along the axes longer than the
+/// largest texture side. Only a volume whose 16-bit texels exceed `options.max_bytes` is
+/// block-averaged down (logged); one that would need more than a 4× reduction per axis, or
+/// that the GPU has no memory for, is refused with the sizes in the error.
+pub fn upload_volume_with(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    volume: &Volume<f32>,
+    options: &UploadOptions,
+) -> Result<VolumeTexture, RenderError> {
     let geometry = volume.geometry();
-    let limit = device.limits().max_texture_dimension_3d as usize;
-    let factors = downsample_factors(geometry.dims, limit);
+    let device_limit = device.limits().max_texture_dimension_3d as usize;
+    let max_side = options
+        .max_texture_dimension
+        .map_or(device_limit, |m| (m as usize).min(device_limit))
+        .max(2 * BRICK_APRON + 1);
+    let float32_filterable = device
+        .features()
+        .contains(wgpu::Features::FLOAT32_FILTERABLE);
+    let Some(layout) = choose_layout(
+        geometry.dims,
+        max_side,
+        device_limit,
+        float32_filterable,
+        options.max_bytes,
+    ) else {
+        let texels = texel_count(&plan_bricks(geometry.dims, max_side));
+        return Err(RenderError::VolumeTooLarge {
+            volume: describe(geometry),
+            needed_mib: (texels * 2) >> 20,
+            budget_mib: options.max_bytes >> 20,
+            max_factor: MAX_FALLBACK_FACTOR,
+        });
+    };
+    let factors = layout.factors;
     let dims_usize: [usize; 3] = std::array::from_fn(|c| geometry.dims[c].div_ceil(factors[c]));
     if factors != [1, 1, 1] {
         tracing::warn!(
-            "volume {:?} exceeds this GPU's 3D texture limit of {limit}: rendering it \
-             block-averaged by {:?} to {:?} (bricking is not implemented yet)",
-            geometry.dims,
+            "volume {} needs more than the {} MiB texture budget at 16 bits per voxel: \
+             rendering it block-averaged by {:?} to {:?}",
+            describe(geometry),
+            options.max_bytes >> 20,
             factors,
             dims_usize
         );
@@ -154,32 +397,58 @@ pub fn upload_volume(
     let (lo, hi) = volume.min_max();
     let hi = if hi > lo { hi } else { lo + 1.0 };
     let scale = 1.0 / (hi - lo);
-    let normalised: Vec<f32> = if factors == [1, 1, 1] {
-        volume
-            .data()
-            .par_iter()
-            .map(|v| if v.is_finite() { (v - lo) * scale } else { 0.0 })
-            .collect()
-    } else {
-        block_average(volume, factors, dims_usize, |v| (v - lo) * scale)
+    let reduced = (factors != [1, 1, 1])
+        .then(|| block_average(volume, factors, dims_usize, |v| (v - lo) * scale));
+    let already_normalised = reduced.is_some();
+    let values: &[f32] = reduced.as_deref().unwrap_or(volume.data());
+    let normalise = move |v: f32| {
+        if already_normalised {
+            v
+        } else if v.is_finite() {
+            (v - lo) * scale
+        } else {
+            0.0
+        }
     };
-    let dims = dims_usize.map(|n| n as u32);
-    let float32 = device
-        .features()
-        .contains(wgpu::Features::FLOAT32_FILTERABLE);
-    let format = if float32 {
+    let format = if layout.float32 {
         wgpu::TextureFormat::R32Float
     } else {
         wgpu::TextureFormat::R16Float
     };
-    let texture = create_3d(device, "volume", dims, format);
-    if float32 {
-        write_slabs(queue, &texture, dims, bytemuck::cast_slice(&normalised), 4);
-    } else {
-        let halves: Vec<u16> = normalised.par_iter().map(|v| f16_bits(*v)).collect();
-        write_slabs(queue, &texture, dims, bytemuck::cast_slice(&halves), 2);
+    let plans = plan_bricks(dims_usize, max_side);
+    let brick_grid = [0, 1, 2].map(|c| plans.iter().map(|p| p.index[c] + 1).max().unwrap_or(1));
+    if plans.len() > 1 {
+        tracing::info!(
+            "volume {} exceeds a {max_side}-voxel texture side: drawing it from {} bricks {:?}",
+            describe(geometry),
+            plans.len(),
+            brick_grid
+        );
     }
-    let (brick_counts, brick_min_max) = brick_min_max(&normalised, dims_usize);
+    let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let mut texture_bricks = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let size = plan.size.map(|n| n as u32);
+        let texture = create_3d(device, "volume brick", size, format);
+        if layout.float32 {
+            let texels = extract_brick(values, dims_usize, plan, &normalise);
+            write_slabs(queue, &texture, size, bytemuck::cast_slice(&texels), 4);
+        } else {
+            let texels = extract_brick(values, dims_usize, plan, |v| f16_bits(normalise(v)));
+            write_slabs(queue, &texture, size, bytemuck::cast_slice(&texels), 2);
+        }
+        let uniforms = super::raycast::BrickUniforms::new(plan, dims_usize, plans.len());
+        texture_bricks.push(VolumeBrick {
+            view: texture.create_view(&Default::default()),
+            uniforms: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("volume brick uniforms"),
+                contents: bytemuck::bytes_of(&uniforms),
+                usage: wgpu::BufferUsages::UNIFORM,
+            }),
+            plan: *plan,
+        });
+    }
+    let (brick_counts, brick_min_max) = brick_min_max(values, dims_usize, &normalise);
     let bricks = create_3d(
         device,
         "volume bricks",
@@ -193,16 +462,26 @@ pub fn upload_volume(
         bytemuck::cast_slice(&brick_min_max),
         8,
     );
+    if let Some(error) = pollster::block_on(out_of_memory.pop()) {
+        return Err(RenderError::OutOfMemory {
+            volume: describe(geometry),
+            textures: plans.len(),
+            bytes_mib: layout.bytes >> 20,
+            message: error.to_string(),
+        });
+    }
     Ok(VolumeTexture {
-        view: texture.create_view(&Default::default()),
+        texture_bricks,
+        brick_grid,
         bricks_view: bricks.create_view(&Default::default()),
         brick_min_max,
-        dims,
+        dims: dims_usize.map(|n| n as u32),
         brick_counts,
         world_from_voxel: downsampled_world_from_voxel(geometry, factors),
         value_range: (lo, hi),
         downsample: factors,
         format,
+        texture_bytes: layout.bytes,
     })
 }
 
@@ -245,7 +524,11 @@ fn block_average(
 
 /// (min, max) of each brick, widened by the one-voxel apron trilinear sampling reaches into,
 /// and by a little for 16-bit rounding.
-fn brick_min_max(values: &[f32], dims: [usize; 3]) -> ([u32; 3], Vec<[f32; 2]>) {
+fn brick_min_max(
+    values: &[f32],
+    dims: [usize; 3],
+    normalise: impl Fn(f32) -> f32 + Sync,
+) -> ([u32; 3], Vec<[f32; 2]>) {
     let counts = dims.map(|n| n.div_ceil(BRICK_SIZE));
     let [nx, ny, nz] = dims;
     let range =
@@ -261,8 +544,9 @@ fn brick_min_max(values: &[f32], dims: [usize; 3]) -> ([u32; 3], Vec<[f32; 2]>) 
                         for j in range(bj, ny) {
                             let row = (k * ny + j) * nx;
                             for v in &values[row + range(bi, nx).start..row + range(bi, nx).end] {
-                                lo = lo.min(*v);
-                                hi = hi.max(*v);
+                                let v = normalise(*v);
+                                lo = lo.min(v);
+                                hi = hi.max(v);
                             }
                         }
                     }
@@ -545,7 +829,7 @@ mod tests {
         let dims = [19, 10, 9];
         let n: usize = dims.iter().product();
         let values: Vec<f32> = (0..n).map(|i| ((i * 7919) % 101) as f32 / 100.0).collect();
-        let (counts, bricks) = brick_min_max(&values, dims);
+        let (counts, bricks) = brick_min_max(&values, dims, |v| v);
         assert_eq!(counts, [3, 2, 2]);
         for k in 0..dims[2] {
             for j in 0..dims[1] {
@@ -562,6 +846,93 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn bricks_tile_the_volume_reach_past_their_box_and_sit_where_their_voxels_are() {
+        let dims = [512, 300, 3000];
+        let limit = 2048;
+        let plans = plan_bricks(dims, limit);
+        // Only k exceeds the limit: 3000 voxels in bricks of at most 2048 with aprons.
+        assert_eq!(plans.len(), 2);
+        let plans = plan_bricks(dims, 200);
+        assert_eq!(plans.len(), 3 * 2 * 16);
+        // Every 7th voxel along each axis is owned by exactly one brick.
+        let sampled = dims.map(|n| n.div_ceil(7));
+        let mut owners = vec![0u8; sampled.iter().product()];
+        for p in &plans {
+            for c in 0..3 {
+                assert!(p.size[c] <= 200, "{p:?}");
+                // The texture holds the owned voxels plus the apron, clipped to the volume.
+                assert_eq!(p.origin[c], p.owned_start[c].saturating_sub(BRICK_APRON));
+                assert_eq!(
+                    p.origin[c] + p.size[c],
+                    (p.owned_end[c] + BRICK_APRON).min(dims[c])
+                );
+            }
+            let axis = |c: usize| (p.owned_start[c]..p.owned_end[c]).filter(|v| v % 7 == 0);
+            for k in axis(2) {
+                for j in axis(1) {
+                    for i in axis(0) {
+                        owners[((k / 7) * sampled[1] + j / 7) * sampled[0] + i / 7] += 1;
+                    }
+                }
+            }
+        }
+        assert!(owners.iter().all(|n| *n == 1));
+        // And along each axis the owned ranges follow one another with no gap.
+        for c in 0..3 {
+            let mut ranges: Vec<(usize, usize)> = plans
+                .iter()
+                .map(|p| (p.owned_start[c], p.owned_end[c]))
+                .collect();
+            ranges.sort_unstable();
+            ranges.dedup();
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges[ranges.len() - 1].1, dims[c]);
+            assert!(ranges.windows(2).all(|w| w[0].1 == w[1].0), "{ranges:?}");
+        }
+        // Texel t of a brick is voxel origin + t of the volume, in world mm.
+        let geometry =
+            VolumeGeometry::axis_aligned(dims, [0.8, 0.7, 1.25], [10.0, -20.0, 30.0]).unwrap();
+        let world_from_voxel = geometry.world_from_voxel();
+        let p = plans[plans.len() - 1];
+        let texel = nalgebra::Vector4::new(3.0, 4.0, 5.0, 1.0);
+        let via_brick = p.world_from_texel(&world_from_voxel) * texel;
+        let voxel = nalgebra::Vector4::new(
+            p.origin[0] as f64 + 3.0,
+            p.origin[1] as f64 + 4.0,
+            p.origin[2] as f64 + 5.0,
+            1.0,
+        );
+        assert!((via_brick - world_from_voxel * voxel).norm() < 1e-9);
+    }
+
+    #[test]
+    fn a_whole_body_ct_stays_at_full_resolution_in_16_bits_until_the_budget_forces_less() {
+        let dims = [512, 512, 2048];
+        let layout = choose_layout(dims, 2048, 2048, true, DEFAULT_MAX_VOLUME_BYTES).unwrap();
+        assert_eq!(layout.factors, [1, 1, 1]);
+        assert!(
+            !layout.float32,
+            "2 GiB of 32-bit texels is past the 32-bit threshold"
+        );
+        assert_eq!(layout.bytes, 512 * 512 * 2048 * 2);
+        // Past the limit: bricked, still full resolution, aprons included in the bytes.
+        let tall = [512, 512, 3000];
+        let layout = choose_layout(tall, 2048, 2048, true, DEFAULT_MAX_VOLUME_BYTES).unwrap();
+        assert_eq!(layout.factors, [1, 1, 1]);
+        assert_eq!(
+            layout.bytes,
+            512 * 512 * (3000 + 2 * BRICK_APRON as u64) * 2
+        );
+        // A 1 GiB budget halves each axis; a tiny one is refused.
+        let layout = choose_layout(tall, 2048, 2048, true, 1 << 30).unwrap();
+        assert_eq!(layout.factors, [2, 2, 2]);
+        assert!(choose_layout(tall, 2048, 2048, true, 1 << 20).is_none());
+        // Small volumes keep 32-bit texels where the device filters them.
+        let small = choose_layout([256; 3], 2048, 2048, true, DEFAULT_MAX_VOLUME_BYTES).unwrap();
+        assert!(small.float32);
     }
 
     #[test]
