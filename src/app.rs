@@ -4,6 +4,7 @@
 mod frame_stats;
 mod loading;
 mod project_files;
+mod report_pictures;
 mod session;
 mod startup;
 mod tasks;
@@ -12,7 +13,7 @@ pub use session::{AppOptions, Start};
 
 use crate::document::{
     labels::orientation_for, BrowserEntry, BrowserListing, Command, Document, ExportRecord,
-    LoadStatus, ModelEntry, Selection, TaskStatus, ViewKind,
+    LoadStatus, ModelEntry, Selection, StatusMessage, TaskStatus, ViewKind,
 };
 use crate::inference::{BackendRequest, InferenceError};
 use crate::jobs::{JobError, JobHandle, JobSystem, Lane};
@@ -162,6 +163,7 @@ impl App {
         log_gpu(cc);
         if let Some(render_state) = &cc.wgpu_render_state {
             crate::render::egui_bridge::install(render_state);
+            crate::render::egui_bridge::install_four_view(render_state);
         }
         let ctx = cc.egui_ctx.clone();
         let jobs = JobSystem::new(Arc::new(move || ctx.request_repaint()));
@@ -321,7 +323,8 @@ impl App {
     /// Starts a whole-volume label operation on a copy of the label map.
     fn start_label_op(&mut self, op: LabelOp) {
         if self.document.ensure_labels().is_none() {
-            self.document.message = Some("load an image first".to_string());
+            self.document
+                .notify(StatusMessage::warning("load an image first"));
             return;
         }
         let Some(reference) = self
@@ -329,14 +332,14 @@ impl App {
             .label_reference()
             .map(|(_, v)| Arc::clone(&v.image))
         else {
-            self.document.message =
-                Some("the label map's image was removed; its grid is kept but no tool can read intensities".into());
+            self.document.notify(StatusMessage::warning("the label map's image was removed; its grid is kept but no tool can read intensities"));
             return;
         };
         let Some(layer) = &self.document.labels else {
             return;
         };
-        let map = layer.map.clone();
+        // The job copies the map (if it must): the window only shares it.
+        let map = Arc::clone(&layer.map);
         let revision = layer.revision;
         let mask = self.document.tools.mask();
         let label = self.document.tools.active_label.max(1);
@@ -353,10 +356,12 @@ impl App {
 
     fn start_meshes(&mut self, export_to: Option<(PathBuf, crate::document::ExportFormat)>) {
         let Some(layer) = &self.document.labels else {
-            self.document.message = Some("nothing to mesh: segment something first".into());
+            self.document.notify(StatusMessage::warning(
+                "nothing to mesh: segment something first",
+            ));
             return;
         };
-        let map = Arc::new(layer.map.clone());
+        let map = Arc::clone(&layer.map);
         let plan = self.document.mesh_plan.clone();
         let source = self
             .document
@@ -383,8 +388,9 @@ impl App {
             return;
         };
         if reg.method == crate::document::RegistrationMethod::Landmarks && reg.landmarks.len() < 3 {
-            self.document.message =
-                Some("landmark registration needs at least 3 pairs".to_string());
+            self.document.notify(StatusMessage::warning(
+                "landmark registration needs at least 3 pairs",
+            ));
             return;
         }
         let (fixed, moving) = (Arc::clone(&fixed.image), Arc::clone(&moving.image));
@@ -420,11 +426,13 @@ impl App {
                     self.apply_outcome(outcome);
                 }
                 Some(Err(JobError::Cancelled)) => {
-                    self.document.message = Some(format!("{}: cancelled", task.label));
+                    self.document
+                        .notify(StatusMessage::info(format!("{}: cancelled", task.label)));
                 }
                 Some(Err(e)) => {
                     tracing::warn!("{}: {e}", task.label);
-                    self.document.message = Some(format!("{}: {e}", task.label));
+                    self.document
+                        .notify(StatusMessage::error(format!("{}: {e}", task.label)));
                 }
             }
         }
@@ -458,18 +466,18 @@ impl App {
                     return;
                 };
                 if layer.revision != base_revision {
-                    doc.message = Some(format!(
+                    doc.notify(StatusMessage::warning(format!(
                         "{summary}, but the labels were edited while it ran: result discarded"
-                    ));
+                    )));
                     return;
                 }
-                layer.map = map;
+                layer.map = Arc::new(map);
                 layer.record(delta);
                 layer.revision += 1;
                 if let Some(c) = confidence {
                     layer.confidence = Some(Arc::new(c));
                 }
-                doc.message = Some(summary);
+                doc.notify(StatusMessage::info(summary));
             }
             TaskOutcome::Meshes {
                 meshes,
@@ -479,14 +487,14 @@ impl App {
                 doc.meshes = meshes;
                 doc.accuracy = Some(report);
                 if !written.is_empty() {
-                    doc.message = Some(format!(
+                    doc.notify(StatusMessage::info(format!(
                         "wrote {}",
                         written
                             .iter()
                             .map(|p| p.display().to_string())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ));
+                    )));
                     doc.last_export = Some(ExportRecord { files: written });
                 }
             }
@@ -574,11 +582,12 @@ impl App {
                     self.pending_scan = Some(scan);
                 }
                 Some(Err(JobError::Cancelled)) => {
-                    self.document.message = Some(format!("{}: cancelled", load.label));
+                    self.document
+                        .notify(StatusMessage::info(format!("{}: cancelled", load.label)));
                 }
                 Some(Err(e)) => {
                     tracing::warn!("{}: {e}", load.label);
-                    self.document.message = Some(e.to_string());
+                    self.document.notify(StatusMessage::error(e.to_string()));
                 }
             }
         }
@@ -686,18 +695,26 @@ impl App {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
                 }
                 None => {
-                    self.document.message =
-                        Some("that view is not shown: switch to four views first".to_string())
+                    self.document.notify(StatusMessage::warning(
+                        "that view is not shown: switch to four views first",
+                    ));
                 }
             }
         }
         while let Ok(shot) = self.shots.1.try_recv() {
-            let (rgba, size) = crop_rgba(&shot.image, shot.rect, shot.pixels_per_point);
-            if size[0] == 0 || size[1] == 0 {
-                self.document.message = Some("the view had no pixels to save".to_string());
-                continue;
-            }
-            self.start_png(rgba, size, shot.path);
+            // Cropping copies the window's pixels: done in the job, not on this thread.
+            self.submit_task(
+                "Screenshot".to_string(),
+                crate::jobs::Lane::Cpu,
+                move |ctx| {
+                    let (rgba, size) = crop_rgba(&shot.image, shot.rect, shot.pixels_per_point);
+                    if size[0] == 0 || size[1] == 0 {
+                        return Err(JobError::Failed("the view had no pixels to save".into()));
+                    }
+                    project_files::write_png(rgba, size, shot.path, ctx)
+                        .map(|f| TaskOutcome::File(Box::new(f)))
+                },
+            );
         }
     }
 

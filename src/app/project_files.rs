@@ -36,6 +36,8 @@ pub enum FileOutcome {
     ReportWritten {
         path: PathBuf,
         pictures: usize,
+        /// Which renderer drew the 3D pictures.
+        drawn: super::report_pictures::Drawn,
     },
     ScreenshotWritten(PathBuf),
 }
@@ -74,7 +76,7 @@ pub fn project_of(doc: &Document, extras: &ProjectExtras) -> Project {
             .unwrap_or_else(|| "Labels".to_string());
         project.label_maps.push(ProjectLabelMap {
             name,
-            map: Arc::new(layer.map.clone()),
+            map: Arc::clone(&layer.map),
             print_profiles: doc.mesh_plan.profiles.clone(),
             reference_volume: index_of(layer.volume_id),
         });
@@ -132,9 +134,8 @@ pub fn document_of(mut project: Project) -> (Document, ProjectExtras) {
         let reference = id_of(&doc, first.reference_volume)
             .or_else(|| doc.active_volume().map(|v| v.id))
             .unwrap_or(0);
-        let map = Arc::try_unwrap(first.map).unwrap_or_else(|shared| (*shared).clone());
-        let mut layer = LabelLayer::empty(reference, map.geometry().clone());
-        layer.map = map;
+        let mut layer = LabelLayer::empty(reference, first.map.geometry().clone());
+        layer.map = first.map;
         doc.labels = Some(layer);
         doc.mesh_plan.profiles = first.print_profiles;
     }
@@ -215,11 +216,14 @@ pub fn write_report(
     ctx: &JobContext,
 ) -> Result<FileOutcome, JobError> {
     ctx.set_stage("Drawing the pictures");
+    let (images, drawn) = super::report_pictures::report_pictures(&project);
+    ctx.check_cancelled()?;
+    ctx.set_progress(0.6);
     let report = project.planning_report(ReportOptions {
         title,
         generated: crate::export::report::today_utc(),
         anonymise: false,
-        images: Vec::new(),
+        images,
     });
     ctx.check_cancelled()?;
     ctx.set_progress(0.8);
@@ -229,6 +233,7 @@ pub fn write_report(
     Ok(FileOutcome::ReportWritten {
         pictures: report.images.len(),
         path,
+        drawn,
     })
 }
 
@@ -311,6 +316,21 @@ impl RecentFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saving_snapshots_share_the_label_map_instead_of_copying_it() {
+        let geometry =
+            crate::volume::VolumeGeometry::axis_aligned([64, 64, 32], [1.0; 3], [0.0; 3])
+                .expect("grid");
+        let mut doc = Document::new();
+        doc.labels = Some(crate::document::LabelLayer::empty(0, geometry));
+        let project = project_of(&doc, &ProjectExtras::default());
+        let contents = project.to_contents();
+        let layer = doc.labels.as_ref().expect("labels");
+        // What the window thread hands to the save and autosave jobs: the same map.
+        assert!(Arc::ptr_eq(&project.label_maps[0].map, &layer.map));
+        assert!(Arc::ptr_eq(&contents.label_maps[0].map, &layer.map));
+    }
 
     #[test]
     fn recent_files_keep_the_newest_eight_once_each_and_survive_a_restart() {

@@ -8,7 +8,7 @@ use super::tasks::TaskOutcome;
 use super::App;
 use crate::document::autosave::{self, AutosavePolicy, Recoverable, Session};
 use crate::document::project::{with_project_extension, SaveMode, SaveSummary};
-use crate::document::{Command, ViewKind};
+use crate::document::{Command, StatusMessage, ViewKind};
 use crate::jobs::{JobError, JobHandle, Lane};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -288,8 +288,9 @@ impl App {
             Command::SaveProject => match self.files.project_path.clone() {
                 Some(folder) => self.start_save(folder, SaveMode::Replace),
                 None => {
-                    self.document.message =
-                        Some("choose where to save the project (Save project as…)".into())
+                    self.document.notify(StatusMessage::warning(
+                        "choose where to save the project (Save project as…)",
+                    ));
                 }
             },
             Command::SaveProjectAs(path) => {
@@ -354,9 +355,9 @@ impl App {
     /// one); tells the user why not.
     fn can_replace_document(&mut self, what: &str) -> bool {
         if self.is_busy() {
-            self.document.message = Some(format!(
+            self.document.notify(StatusMessage::warning(format!(
                 "{what}: wait for the running jobs to finish (or Stop them) first"
-            ));
+            )));
             return false;
         }
         true
@@ -394,13 +395,6 @@ impl App {
         self.submit_task("Planning report".to_string(), Lane::Cpu, move |ctx| {
             project_files::write_report(project, title, path, ctx)
                 .map(|f| TaskOutcome::File(Box::new(f)))
-        });
-    }
-
-    /// Writes a screenshot's pixels (straight RGBA, `size` = [width, height]).
-    pub(super) fn start_png(&mut self, rgba: Vec<u8>, size: [usize; 2], path: PathBuf) {
-        self.submit_task("Screenshot".to_string(), Lane::Cpu, move |ctx| {
-            project_files::write_png(rgba, size, path, ctx).map(|f| TaskOutcome::File(Box::new(f)))
         });
     }
 
@@ -455,24 +449,37 @@ impl App {
                         tracing::warn!("recovery marker: {e}");
                     }
                 }
-                self.document.message = Some(format!(
+                self.document.notify(StatusMessage::info(format!(
                     "saved {} ({} files written, {} unchanged)",
                     summary.folder.display(),
                     summary.written.len(),
                     summary.reused.len()
-                ));
+                )));
                 self.remember_recent(&summary.folder);
                 self.files.project_path = Some(summary.folder);
             }
             FileOutcome::Opened(opened) => self.adopt(*opened),
-            FileOutcome::ReportWritten { path, pictures } => {
-                self.document.message = Some(format!(
-                    "wrote the planning report ({pictures} pictures): {}",
+            FileOutcome::ReportWritten {
+                path,
+                pictures,
+                drawn,
+            } => {
+                let how = match drawn {
+                    super::report_pictures::Drawn::Gpu(adapter) => {
+                        format!("3D on the GPU: {adapter}")
+                    }
+                    super::report_pictures::Drawn::Cpu(_) => "3D drawn on the CPU".to_string(),
+                };
+                self.document.notify(StatusMessage::info(format!(
+                    "wrote the planning report ({pictures} pictures, {how}): {}",
                     path.display()
-                ));
+                )));
             }
             FileOutcome::ScreenshotWritten(path) => {
-                self.document.message = Some(format!("saved the screenshot: {}", path.display()));
+                self.document.notify(StatusMessage::info(format!(
+                    "saved the screenshot: {}",
+                    path.display()
+                )));
             }
         }
     }
@@ -491,8 +498,9 @@ impl App {
         if opened.recovered {
             let original = Some(opened.folder).filter(|f| !f.as_os_str().is_empty());
             self.files.project_path = original;
-            self.document.message =
-                Some("recovered the autosaved session: save it to keep it".to_string());
+            self.document.notify(StatusMessage::info(
+                "recovered the autosaved session: save it to keep it",
+            ));
         } else {
             self.files.saved_change = self.files.change;
             if let Some(session) = &mut self.files.session {
@@ -502,7 +510,10 @@ impl App {
                 }
             }
             self.remember_recent(&opened.folder);
-            self.document.message = Some(format!("opened {}", opened.folder.display()));
+            self.document.notify(StatusMessage::info(format!(
+                "opened {}",
+                opened.folder.display()
+            )));
             self.files.project_path = Some(opened.folder);
         }
     }

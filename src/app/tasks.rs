@@ -80,13 +80,15 @@ fn failed(e: impl std::fmt::Display) -> JobError {
 /// Runs `op` on a copy of the label map and records it as one gesture.
 pub fn run_label_op(
     op: LabelOp,
-    mut map: LabelMap,
+    map: Arc<LabelMap>,
     base_revision: u64,
     reference: Arc<LoadedImage>,
     mask: EditMask,
     label: u16,
     ctx: &JobContext,
 ) -> Result<TaskOutcome, JobError> {
+    // The document still shares the map: this copy is the job's, off the window's thread.
+    let mut map = Arc::unwrap_or_clone(map);
     let image = &reference.volume;
     let intensity =
         (mask.intensity_range.is_some() && image.dims() == map.geometry().dims).then_some(image);

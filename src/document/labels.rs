@@ -128,7 +128,9 @@ impl ToolSettings {
 pub struct LabelLayer {
     /// `VolumeEntry::id` of the reference volume (its grid; its intensities for thresholds).
     pub volume_id: u64,
-    pub map: LabelMap,
+    /// Shared copy-on-write: saves, autosaves and jobs take the `Arc` (O(1) on the window's
+    /// thread); an edit while one of them still holds it copies the map once.
+    pub map: Arc<LabelMap>,
     pub history: UndoHistory,
     /// Bumped on every voxel change: jobs started on an older revision are discarded.
     pub revision: u64,
@@ -156,7 +158,7 @@ impl LabelLayer {
     pub fn empty(volume_id: u64, geometry: VolumeGeometry) -> Self {
         Self {
             volume_id,
-            map: LabelMap::empty(geometry),
+            map: Arc::new(LabelMap::empty(geometry)),
             history: UndoHistory::default(),
             revision: 0,
             confidence: None,
@@ -167,7 +169,7 @@ impl LabelLayer {
     /// Ensures `value` has a table row (a new label gets a default name and colour).
     pub fn ensure_label(&mut self, value: u16, name: &str) {
         if value != 0 && self.map.table.get(value).is_none() {
-            self.map.table.insert(LabelInfo::new(
+            Arc::make_mut(&mut self.map).table.insert(LabelInfo::new(
                 value,
                 name,
                 LabelTable::default_color(value),
@@ -184,13 +186,13 @@ impl LabelLayer {
     }
 
     pub fn undo(&mut self) -> Result<Option<String>, EditError> {
-        let name = self.history.undo(&mut self.map)?;
+        let name = self.history.undo(Arc::make_mut(&mut self.map))?;
         self.revision += 1;
         Ok(name)
     }
 
     pub fn redo(&mut self) -> Result<Option<String>, EditError> {
-        let name = self.history.redo(&mut self.map)?;
+        let name = self.history.redo(Arc::make_mut(&mut self.map))?;
         self.revision += 1;
         Ok(name)
     }
@@ -269,7 +271,7 @@ pub fn apply_edit(
     } else {
         None
     };
-    let mut gesture = Gesture::begin(&mut layer.map, name, &mask, intensity)?;
+    let mut gesture = Gesture::begin(Arc::make_mut(&mut layer.map), name, &mask, intensity)?;
     let changed = match edit {
         Edit::Stroke { axis, points, tool } => {
             let (shape, value) = match tool {
@@ -342,6 +344,37 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_shares_the_map_until_an_edit_copies_it() {
+        let mut layer = layer();
+        // What a save or a job takes: the same map, no voxel copied.
+        let snapshot = Arc::clone(&layer.map);
+        assert!(Arc::ptr_eq(&snapshot, &layer.map));
+        let settings = ToolSettings {
+            brush_radius_mm: 2.0,
+            active_label: 3,
+            ..Default::default()
+        };
+        let edit = Edit::Stroke {
+            axis: ViewAxis::Axial,
+            points: vec![[10.0, 10.0, 8.0]],
+            tool: Tool::Brush,
+        };
+        apply_edit(&mut layer, None, &settings, &edit).expect("painted");
+        assert!(!Arc::ptr_eq(&snapshot, &layer.map), "the edit wrote a copy");
+        assert_eq!(count(&layer, 3), 13);
+        assert!(
+            snapshot.volume.data().iter().all(|&v| v == 0),
+            "the snapshot keeps the labels as they were when it was taken"
+        );
+        // With no snapshot held, edits happen in place.
+        drop(snapshot);
+        let before = Arc::as_ptr(&layer.map);
+        layer.undo().expect("undo");
+        assert_eq!(Arc::as_ptr(&layer.map), before);
+        assert_eq!(count(&layer, 3), 0);
+    }
+
+    #[test]
     fn a_stroke_paints_a_disk_on_one_slice_and_undo_restores_the_map() {
         let mut layer = layer();
         let settings = ToolSettings {
@@ -403,7 +436,7 @@ mod tests {
         for i in 5..=15 {
             for j in 5..=15 {
                 if i == 5 || i == 15 || j == 5 || j == 15 {
-                    layer.map.volume.set(i, j, 0, 1);
+                    Arc::make_mut(&mut layer.map).volume.set(i, j, 0, 1);
                 }
             }
         }
@@ -419,7 +452,7 @@ mod tests {
         assert_eq!(changed, 9 * 9);
         // Scissors over the left half of the field of view erase every label there, all slices.
         for k in 0..10 {
-            layer.map.volume.set(2, 2, k, 1);
+            Arc::make_mut(&mut layer.map).volume.set(2, 2, k, 1);
         }
         let cut = Edit::Scissors {
             axis: ViewAxis::Axial,

@@ -9,6 +9,7 @@ pub mod display;
 pub mod labels;
 pub mod project;
 pub mod slice;
+pub mod status;
 pub mod viewing;
 pub mod workflow;
 
@@ -17,6 +18,7 @@ pub use command::Command;
 pub use display::{auto_window, WindowLevel, WindowPreset, CT_DEFAULT, CT_PRESETS};
 pub use labels::{Edit, LabelLayer, Tool, ToolSettings};
 pub use slice::{SlicePlane, ViewAxis};
+pub use status::{Severity, StatusMessage};
 pub use viewing::{
     MeasureTool, Measurement, MeasurementKind, Projection3d, RampEdit, Region, RegionShape,
     SceneContent, SliceFusion, TfPoint, ViewSettings,
@@ -179,8 +181,9 @@ pub struct Document {
     pub loading: Option<LoadStatus>,
     pub series_choice: Option<SeriesChoice>,
     pub browser: Option<BrowserListing>,
-    /// The last error or notice for the user (e.g. why a file could not be opened).
-    pub message: Option<String>,
+    /// The last error or notice for the user (e.g. why a file could not be opened); set it
+    /// with [`Document::notify`] so an error stays until dismissed.
+    pub message: Option<StatusMessage>,
     /// Bumped on every change a view depends on.
     pub revision: u64,
     next_volume_id: u64,
@@ -220,6 +223,16 @@ pub struct Document {
 impl Document {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Shows `message` on the status line, unless an error is still waiting to be dismissed
+    /// (then `message` only goes to the log).
+    pub fn notify(&mut self, message: StatusMessage) {
+        if status::keeps_current(self.message.as_ref(), &message) {
+            tracing::info!("{}", message.text);
+        } else {
+            self.message = Some(message);
+        }
     }
 
     pub fn active_volume(&self) -> Option<&VolumeEntry> {
@@ -504,7 +517,9 @@ impl Document {
                     return;
                 };
                 if fixed == moving {
-                    self.message = Some("choose two different volumes to register".into());
+                    self.notify(StatusMessage::warning(
+                        "choose two different volumes to register",
+                    ));
                     return;
                 }
                 let c = f.image.volume.geometry().center_world();
@@ -643,7 +658,9 @@ impl Document {
     }
 
     fn label_info_mut(&mut self, value: u16) -> Option<&mut LabelInfo> {
-        self.labels.as_mut()?.map.table.get_mut(value)
+        Arc::make_mut(&mut self.labels.as_mut()?.map)
+            .table
+            .get_mut(value)
     }
 
     fn apply_edit(&mut self, edit: &Edit) {
@@ -660,7 +677,7 @@ impl Document {
             .map(|i| &i.volume)
             .filter(|v| v.dims() == layer.map.geometry().dims);
         if let Err(e) = labels::apply_edit(layer, intensity, &settings, edit) {
-            self.message = Some(format!("edit refused: {e}"));
+            self.notify(StatusMessage::warning(format!("edit refused: {e}")));
         }
     }
 
@@ -672,10 +689,10 @@ impl Document {
         match result {
             Ok(Some(name)) => {
                 let verb = if undo { "Undid" } else { "Redid" };
-                self.message = Some(format!("{verb} {name}"));
+                self.notify(StatusMessage::info(format!("{verb} {name}")));
             }
             Ok(None) => {}
-            Err(e) => self.message = Some(format!("undo failed: {e}")),
+            Err(e) => self.notify(StatusMessage::error(format!("undo failed: {e}"))),
         }
     }
 }

@@ -233,7 +233,7 @@ pub fn measurement_text(doc: &super::Document, m: &Measurement) -> String {
                 return format!("image {volume} is no longer open");
             };
             let unit = if entry.is_hounsfield() { " HU" } else { "" };
-            let labels = label_map.and(doc.labels.as_ref()).map(|layer| &layer.map);
+            let labels = label_map.and(doc.labels.as_ref()).map(|layer| &*layer.map);
             match crate::measure::region_stats(&entry.image.volume, region, labels) {
                 Ok(s) => region_stats_text(&s, unit),
                 Err(e) => e.to_string(),

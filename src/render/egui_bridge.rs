@@ -198,3 +198,285 @@ impl egui_wgpu::CallbackTrait for Callback {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Four-view projection (pyramid / Pepper's-ghost displays), kept apart from the 3D view's
+// resources above: its own volume texture, raycaster and mesh viewer. Each cell's scene is
+// drawn upright into an offscreen picture of the cell's size (in the callback's `prepare`,
+// submitted at once, so the one raycaster and mesh viewer serve all four cells in turn), then
+// `paint` lays the picture onto the cell turned by its quarter turns
+// (shaders/four_view_cell.wgsl). The cells' places and turns come from
+// `four_view::pyramid_layout`.
+
+struct CellPicture {
+    size: [u32; 2],
+    view: wgpu::TextureView,
+    bind_group: wgpu::BindGroup,
+}
+
+struct FourViewResources {
+    raycaster: Raycaster,
+    meshes: ViewportMeshes,
+    texture: Option<(u64, VolumeTexture)>,
+    failed_volume: Option<u64>,
+    cells: [Option<CellPicture>; 4],
+    turn_pipeline: wgpu::RenderPipeline,
+    turn_layout: wgpu::BindGroupLayout,
+    format: wgpu::TextureFormat,
+}
+
+/// Creates the four-view's GPU resources in egui's renderer (call once, when the window starts).
+pub fn install_four_view(render_state: &egui_wgpu::RenderState) {
+    let device = &render_state.device;
+    let format = render_state.target_format;
+    let turn_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("four-view cell"),
+        entries: &[wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            count: None,
+        }],
+    });
+    let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("four_view_cell.wgsl"),
+        source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/four_view_cell.wgsl").into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("four-view cell"),
+        bind_group_layouts: &[Some(&turn_layout)],
+        immediate_size: 0,
+    });
+    let turn_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some("four-view cell"),
+        layout: Some(&pipeline_layout),
+        vertex: wgpu::VertexState {
+            module: &shader,
+            entry_point: Some("vs_main"),
+            compilation_options: Default::default(),
+            buffers: &[],
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: Default::default(),
+        fragment: Some(wgpu::FragmentState {
+            module: &shader,
+            entry_point: Some("fs_main"),
+            compilation_options: Default::default(),
+            // The cell picture is opaque (drawn on black): it replaces what is under it.
+            targets: &[Some(wgpu::ColorTargetState {
+                format,
+                blend: None,
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+        }),
+        multiview_mask: None,
+        cache: None,
+    });
+    render_state
+        .renderer
+        .write()
+        .callback_resources
+        .insert(FourViewResources {
+            raycaster: Raycaster::new(device, format),
+            meshes: ViewportMeshes::new(device, format),
+            texture: None,
+            failed_volume: None,
+            cells: [None, None, None, None],
+            turn_pipeline,
+            turn_layout,
+            format,
+        });
+}
+
+impl FourViewResources {
+    fn ensure_cell(&mut self, device: &wgpu::Device, cell: usize, size: [u32; 2]) {
+        if self.cells[cell].as_ref().is_some_and(|c| c.size == size) {
+            return;
+        }
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("four-view cell picture"),
+            size: wgpu::Extent3d {
+                width: size[0],
+                height: size[1],
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: self.format,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::TEXTURE_BINDING,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&Default::default());
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("four-view cell"),
+            layout: &self.turn_layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::TextureView(&view),
+            }],
+        });
+        self.cells[cell] = Some(CellPicture {
+            size,
+            view,
+            bind_group,
+        });
+    }
+
+    /// Draws `view` upright into cell `cell`'s picture and submits it: as the 3D view does,
+    /// meshes and the volume together in the mesh viewer's picture (rays stopped at the
+    /// meshes), or the volume alone.
+    fn render_cell(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        cell: usize,
+        size: [u32; 2],
+        view: &VolumeView,
+    ) {
+        self.ensure_cell(device, cell, size);
+        let volume = (*view.volume).as_ref();
+        let camera = camera_for(volume, view, f64::from(size[0]) / f64::from(size[1]));
+        let meshes = view.meshes.as_ref().filter(|m| !m.meshes.is_empty());
+        if let Some(scene) = meshes {
+            let list: Vec<(&TriMesh, Rgba)> =
+                scene.meshes.iter().map(|(m, c)| (&**m, *c)).collect();
+            self.meshes.set_meshes(device, scene.key, &list);
+        }
+        let fresh = self.texture.as_ref().map(|(id, _)| *id) != Some(view.volume_id);
+        if view.show_volume && fresh && self.failed_volume != Some(view.volume_id) {
+            match upload_volume(device, queue, volume) {
+                Ok(t) => self.texture = Some((view.volume_id, t)),
+                Err(e) => {
+                    tracing::warn!("four-view: cannot upload the volume: {e}");
+                    self.failed_volume = Some(view.volume_id);
+                    self.texture = None;
+                }
+            }
+        }
+        let texture = self
+            .texture
+            .as_ref()
+            .filter(|(id, _)| view.show_volume && *id == view.volume_id)
+            .map(|(_, t)| t);
+        let params = texture.map(|texture| {
+            let mut params = RaycastParams::new(texture, &view.transfer, camera);
+            params.mode = view.mode;
+            params.window = view.window;
+            params.clip_box_world = view.clip_box_world;
+            params
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        if meshes.is_some() {
+            let volume = params.as_ref().map(|p| (&mut self.raycaster, p));
+            self.meshes.render_with_volume(
+                device,
+                queue,
+                &mut encoder,
+                &SceneView::new(camera, size),
+                volume,
+            );
+        } else if let Some(params) = &params {
+            self.raycaster
+                .prepare(device, queue, params, size[0], size[1]);
+        }
+        let Some(picture) = &self.cells[cell] else {
+            return;
+        };
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("four-view cell"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &picture.view,
+                    resolve_target: None,
+                    depth_slice: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            if meshes.is_some() {
+                self.meshes.paint(&mut pass);
+            } else if params.is_some() {
+                self.raycaster.paint(&mut pass);
+            }
+        }
+        // Submitted now: the next cell rewrites the same raycaster's uniforms.
+        queue.submit([encoder.finish()]);
+    }
+}
+
+struct FourViewCell {
+    cell: usize,
+    quarter_turns: u32,
+    view: VolumeView,
+    rect: egui::Rect,
+}
+
+/// A paint callback drawing one four-view cell into `rect`: `view` (whose yaw already holds
+/// the cell's orbit) rendered upright, laid on turned `quarter_turns` counter-clockwise.
+/// `cell` (0..4) names the cell's picture; each cell of a frame needs its own.
+pub fn four_view_cell_callback(
+    rect: egui::Rect,
+    cell: usize,
+    quarter_turns: u32,
+    view: VolumeView,
+) -> egui::PaintCallback {
+    egui_wgpu::Callback::new_paint_callback(
+        rect,
+        FourViewCell {
+            cell: cell % 4,
+            quarter_turns: quarter_turns % 4,
+            view,
+            rect,
+        },
+    )
+}
+
+impl egui_wgpu::CallbackTrait for FourViewCell {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        screen: &egui_wgpu::ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(res) = resources.get_mut::<FourViewResources>() else {
+            return Vec::new();
+        };
+        let ppp = screen.pixels_per_point;
+        let size = [self.rect.width(), self.rect.height()]
+            .map(|points| (points * ppp).round().clamp(1.0, 4096.0) as u32);
+        res.render_cell(device, queue, self.cell, size, &self.view);
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some(res) = resources.get::<FourViewResources>() else {
+            return;
+        };
+        let Some(picture) = &res.cells[self.cell] else {
+            return;
+        };
+        render_pass.set_pipeline(&res.turn_pipeline);
+        render_pass.set_bind_group(0, &picture.bind_group, &[]);
+        let first = 3 * self.quarter_turns;
+        render_pass.draw(first..first + 3, 0..1);
+    }
+}

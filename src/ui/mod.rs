@@ -2,6 +2,7 @@
 //! an algorithm, never touches files (the file dialog only yields a path).
 
 mod dialogs;
+pub mod four_view;
 mod measure_panel;
 mod panels;
 pub mod slice_view;
@@ -152,6 +153,11 @@ fn pick_then(state: &mut UiState, kind: PickKind, commands: &mut Vec<Command>) {
 }
 
 impl UiState {
+    /// The four-view projection window's state (open, turning, its last cells).
+    pub fn four_view(&self) -> &four_view::FourViewState {
+        &self.workflow.four_view
+    }
+
     /// What the 3D view asked the renderer for in the last frame (`None`: nothing drawn).
     pub fn last_3d_frame(&self) -> Option<&view3d::Frame3d> {
         self.view3d.last_frame.as_ref()
@@ -210,6 +216,10 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, state: &mut UiState) -> Vec<Comma
         dialogs::question_ui(ui.ctx(), question, &mut commands);
     } else if let Some(offer) = &state.files.recovery {
         dialogs::recovery_ui(ui.ctx(), offer, &mut commands);
+    }
+    if state.workflow.four_view.is_open() {
+        let scene = view3d::current_scene(doc, &mut state.view3d);
+        four_view::show(ui.ctx(), scene, &state.workflow.four_view);
     }
     if let Some((kind, text)) = &mut state.save_prompt {
         match dialogs::save_prompt_ui(ui.ctx(), text) {

@@ -4,7 +4,7 @@ use super::slice_view::Hover;
 use super::theme;
 use super::{FileStatus, PickKind};
 use crate::document::{
-    Command, Document, Layout, Selection, ViewKind, VolumeEntry, WindowLevel, CT_PRESETS,
+    Command, Document, Layout, Selection, Severity, ViewKind, VolumeEntry, WindowLevel, CT_PRESETS,
 };
 use std::path::PathBuf;
 
@@ -242,7 +242,17 @@ pub fn status_ui(
         ));
         if let Some(message) = &doc.message {
             ui.separator();
-            ui.colored_label(theme::ERROR_TEXT, message);
+            let text = egui::RichText::new(&message.text);
+            let response = match message.severity {
+                Severity::Info => ui.label(text),
+                Severity::Warning => ui.label(text.color(theme::WARNING_TEXT)),
+                Severity::Error => ui.label(text.color(theme::ERROR_TEXT).strong()),
+            };
+            response.on_hover_text(match message.severity {
+                Severity::Info => "Notice",
+                Severity::Warning => "Warning",
+                Severity::Error => "Error: stays until dismissed",
+            });
             if ui.small_button("Dismiss").clicked() {
                 commands.push(Command::DismissMessage);
             }

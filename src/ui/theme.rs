@@ -6,6 +6,8 @@ use egui::Color32;
 pub const VIEW_BACKGROUND: Color32 = Color32::BLACK;
 pub const VIEW_TEXT: Color32 = Color32::from_rgb(230, 230, 140);
 pub const ERROR_TEXT: Color32 = Color32::from_rgb(255, 120, 110);
+/// Amber: something asked for did not happen, for a reason the user can fix.
+pub const WARNING_TEXT: Color32 = Color32::from_rgb(240, 180, 60);
 pub const LEFT_PANEL_WIDTH: f32 = 260.0;
 
 /// Each view's accent colour, used for its crosshair line in the *other* views

@@ -184,6 +184,38 @@ fn mesh_scene(doc: &Document, cached: &mut Option<Arc<MeshScene>>) -> Option<Arc
     cached.clone()
 }
 
+/// What the 3D view shows of `doc` from `orbit` (the four-view projection shows the same):
+/// the active volume with the View tab's transfer function, and `meshes` when given.
+fn scene_view(doc: &Document, meshes: Option<Arc<MeshScene>>, orbit: Orbit) -> Option<VolumeView> {
+    let settings = &doc.view_settings;
+    let entry = doc.active_volume()?;
+    // With nothing else to show, the volume stays visible rather than a black quadrant.
+    let show_volume = settings.content.shows_volume() || meshes.is_none();
+    let transfer = transfer_for(settings, entry.is_hounsfield(), entry.value_range)?;
+    Some(VolumeView {
+        volume_id: entry.id,
+        volume: Arc::clone(&entry.image) as Arc<_>,
+        mode: render_mode(settings.projection),
+        window: Some((
+            entry.window.center - entry.window.width / 2.0,
+            entry.window.center + entry.window.width / 2.0,
+        )),
+        clip_box_world: crop_box_world(settings, &entry.image.volume),
+        show_volume,
+        meshes,
+        yaw_deg: orbit.yaw_deg,
+        pitch_deg: orbit.pitch_deg,
+        transfer,
+    })
+}
+
+/// The 3D view's scene for the four-view projection, from the 3D view's current orbit.
+pub fn current_scene(doc: &Document, state: &mut View3dState) -> Option<VolumeView> {
+    let meshes =
+        mesh_scene(doc, &mut state.meshes).filter(|_| doc.view_settings.content.shows_meshes());
+    scene_view(doc, meshes, state.orbit)
+}
+
 /// Draws the 3D view into `rect`, orbited by dragging; double-click or `M` maximises it.
 pub fn show(
     ui: &mut egui::Ui,
@@ -205,34 +237,14 @@ pub fn show(
     state.last_frame = None;
     let settings = &doc.view_settings;
     let meshes = mesh_scene(doc, &mut state.meshes).filter(|_| settings.content.shows_meshes());
-    if let Some(entry) = doc.active_volume() {
-        // With nothing else to show, the volume stays visible rather than a black quadrant.
-        let show_volume = settings.content.shows_volume() || meshes.is_none();
-        let transfer = transfer_for(settings, entry.is_hounsfield(), entry.value_range);
-        if let Some(transfer) = transfer {
-            let view = VolumeView {
-                volume_id: entry.id,
-                volume: Arc::clone(&entry.image) as Arc<_>,
-                mode: render_mode(settings.projection),
-                window: Some((
-                    entry.window.center - entry.window.width / 2.0,
-                    entry.window.center + entry.window.width / 2.0,
-                )),
-                clip_box_world: crop_box_world(settings, &entry.image.volume),
-                show_volume,
-                meshes: meshes.clone(),
-                yaw_deg: orbit.yaw_deg,
-                pitch_deg: orbit.pitch_deg,
-                transfer,
-            };
-            state.last_frame = Some(Frame3d {
-                transfer: show_volume.then(|| view.transfer.clone()),
-                mode: view.mode,
-                clip_box_world: view.clip_box_world,
-                mesh_count: meshes.as_ref().map_or(0, |m| m.meshes.len()),
-            });
-            painter.add(volume_callback(rect.shrink(1.0), view));
-        }
+    if let Some(view) = scene_view(doc, meshes.clone(), *orbit) {
+        state.last_frame = Some(Frame3d {
+            transfer: view.show_volume.then(|| view.transfer.clone()),
+            mode: view.mode,
+            clip_box_world: view.clip_box_world,
+            mesh_count: meshes.as_ref().map_or(0, |m| m.meshes.len()),
+        });
+        painter.add(volume_callback(rect.shrink(1.0), view));
     }
     let title = match (settings.content, meshes.is_some()) {
         (SceneContent::Volume, _) | (_, false) => "3D".to_string(),

@@ -19,7 +19,12 @@ fn preset_help(name: &str) -> &'static str {
     }
 }
 
-pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
+pub fn view_ui(
+    ui: &mut egui::Ui,
+    doc: &Document,
+    four_view: &super::four_view::FourViewState,
+    commands: &mut Vec<Command>,
+) {
     let Some(entry) = doc.active_volume() else {
         ui.label("Open an image to set up the 3D view.");
         return;
@@ -67,6 +72,8 @@ pub fn view_ui(ui: &mut egui::Ui, doc: &Document, commands: &mut Vec<Command>) {
             }
         }
     });
+
+    super::four_view::controls_ui(ui, four_view);
 
     ui.separator();
     ui.strong("Transfer function");

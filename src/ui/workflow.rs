@@ -63,6 +63,8 @@ pub struct WorkflowState {
     /// The Measurements tab's caches (region statistics and label volumes cost a pass over
     /// voxels).
     measures: super::measure_panel::MeasureCache,
+    /// The four-view projection window (opened from the View tab).
+    pub four_view: super::four_view::FourViewState,
 }
 
 impl Default for WorkflowState {
@@ -77,6 +79,7 @@ impl Default for WorkflowState {
             resample_mm: 1.0,
             volumes_ml: None,
             measures: Default::default(),
+            four_view: Default::default(),
         }
     }
 }
@@ -106,7 +109,7 @@ pub fn workflow_ui(
         Tab::Segment => segment_ui(ui, doc, state, commands),
         Tab::Edit => edit_ui(ui, doc, state, commands),
         Tab::Export => export_ui(ui, doc, state, commands),
-        Tab::View => super::view_panel::view_ui(ui, doc, commands),
+        Tab::View => super::view_panel::view_ui(ui, doc, &state.four_view, commands),
         Tab::Measure => super::measure_panel::measure_ui(ui, doc, &mut state.measures, commands),
     });
 }
