@@ -43,6 +43,7 @@ const EXTERNAL: &[(&str, &[&str])] = &[
     ("wgpu::", &["render", "app", "main"]),
     ("ort::", &["inference"]),
     ("ort_tract::", &["inference"]),
+    ("tract_linalg::", &["inference"]),
     ("std::fs", &["io", "export", "inference", "render", "cli"]),
     ("thread::spawn", &["jobs"]),
     ("thread::Builder", &["jobs"]),

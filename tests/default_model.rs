@@ -10,7 +10,7 @@
 mod common;
 use common::shared_data;
 
-use fuseprint::inference::{active_backend, Manifest, ModelSession};
+use fuseprint::inference::{active_backend, BackendKind, Manifest, ModelSession, PatchMode};
 use fuseprint::io::nifti::read_labels;
 use fuseprint::jobs::JobContext;
 use fuseprint::segmentation::model::segment_with_model;
@@ -106,4 +106,19 @@ fn default_model_beats_hu_thresholds_on_held_out_ct_slices() {
     // Confidence maps are probabilities (two classes: the chosen one has p >= 0.5).
     let (lo, hi) = out.max_probability.min_max();
     assert!(lo >= 0.5 - 1e-4 && hi <= 1.0 + 1e-6, "{lo} {hi}");
+}
+
+/// The shipped graph is small enough on tract (models/README.md, "Speed") that its manifest
+/// declares its memory and keeps the whole volume there, as on ONNX Runtime.
+#[test]
+fn default_model_runs_whole_volume_on_tract() {
+    let mut manifest = default_manifest();
+    let peak = manifest
+        .tract_peak_bytes_for_field()
+        .expect("ct_bone declares tract_peak_bytes_per_voxel");
+    assert!(
+        !manifest.bound_memory_for(BackendKind::Tract),
+        "{peak} bytes"
+    );
+    assert_eq!(manifest.patch, PatchMode::WholeVolume);
 }

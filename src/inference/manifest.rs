@@ -173,6 +173,12 @@ pub struct Manifest {
     pub labels: Vec<ModelLabel>,
     pub licence: String,
     pub provenance: String,
+    /// Measured peak memory of a whole-volume run on tract, bytes per model-grid voxel (the
+    /// whole process, inputs and outputs included). A model that declares it runs whole on
+    /// tract when [`TRACT_FIELD_MM`] fits in [`TRACT_WHOLE_VOLUME_BUDGET_BYTES`]; otherwise tract
+    /// gets [`TRACT_PATCH`]³ patches.
+    #[serde(default)]
+    pub tract_peak_bytes_per_voxel: Option<f64>,
     /// Folder the manifest was read from (model_file is relative to it).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -183,11 +189,34 @@ pub struct Manifest {
 /// 23 GB), a 128³ patch about 7 GB.
 pub const TRACT_PATCH: usize = 128;
 
+/// Field of view a whole-volume model must fit on tract to keep running whole: a 512 × 512 × 400
+/// CT of 0.98 mm pixels and 1.25 mm slices (issue 6's memory bound).
+pub const TRACT_FIELD_MM: [f64; 3] = [500.0, 500.0, 500.0];
+
+/// Memory a whole-volume run on tract may take for [`TRACT_FIELD_MM`]: about what one
+/// [`TRACT_PATCH`]³ patch of a MeshNet takes there (7 GB), so no model gets more than the patch
+/// rule already allows.
+pub const TRACT_WHOLE_VOLUME_BUDGET_BYTES: f64 = 8.0 * 1024.0 * 1024.0 * 1024.0;
+
 impl Manifest {
+    /// Peak memory on tract of a whole-volume run over [`TRACT_FIELD_MM`] on this model's grid,
+    /// when the manifest declares its bytes per voxel.
+    pub fn tract_peak_bytes_for_field(&self) -> Option<f64> {
+        let voxels: f64 = (0..3)
+            .map(|a| (TRACT_FIELD_MM[a] / self.grid.spacing_mm[a]).round() + 1.0)
+            .product();
+        self.tract_peak_bytes_per_voxel.map(|b| b * voxels)
+    }
+
     /// On tract, runs a whole-volume model in [`TRACT_PATCH`]³ sliding windows so memory stays
-    /// bounded; other engines keep the manifest's mode. Returns whether the mode changed.
+    /// bounded, unless its declared peak memory fits the budget (see
+    /// [`Manifest::tract_peak_bytes_per_voxel`]); other engines keep the manifest's mode.
+    /// Returns whether the mode changed.
     pub fn bound_memory_for(&mut self, backend: super::BackendKind) -> bool {
-        if backend == super::BackendKind::Tract && self.patch == PatchMode::WholeVolume {
+        let fits = self
+            .tract_peak_bytes_for_field()
+            .is_some_and(|b| b <= TRACT_WHOLE_VOLUME_BUDGET_BYTES);
+        if backend == super::BackendKind::Tract && self.patch == PatchMode::WholeVolume && !fits {
             self.patch = PatchMode::SlidingWindow {
                 size: [TRACT_PATCH; 3],
                 overlap: 0.25,
@@ -302,6 +331,13 @@ impl Manifest {
             if !(0.0..=100.0).contains(&low) || !(0.0..=100.0).contains(&high) || low >= high {
                 return Err(format!(
                     "normalisation: need 0 <= low < high <= 100, got {low}, {high}"
+                ));
+            }
+        }
+        if let Some(b) = self.tract_peak_bytes_per_voxel {
+            if !(b.is_finite() && b > 0.0) {
+                return Err(format!(
+                    "tract_peak_bytes_per_voxel must be positive, got {b}"
                 ));
             }
         }
@@ -433,6 +469,48 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent/brain.json"), "{msg}");
         assert!(msg.contains("normalisation"), "{msg}");
+    }
+
+    fn whole_volume(bytes_per_voxel: Option<f64>, spacing_mm: f64) -> Manifest {
+        let mut m = Manifest::from_json(MINIMAL, Path::new("toy.json")).expect("valid");
+        m.patch = PatchMode::WholeVolume;
+        m.grid.spacing_mm = [spacing_mm; 3];
+        m.tract_peak_bytes_per_voxel = bytes_per_voxel;
+        m
+    }
+
+    #[test]
+    fn tract_patches_whole_volume_models_unless_their_declared_memory_fits() {
+        use crate::inference::BackendKind;
+        // Undeclared: patches on tract, whole elsewhere.
+        let mut m = whole_volume(None, 2.0);
+        assert!(!m.clone().bound_memory_for(BackendKind::OnnxRuntime));
+        assert!(m.bound_memory_for(BackendKind::Tract));
+        assert!(
+            matches!(m.patch, PatchMode::SlidingWindow { size, .. } if size == [TRACT_PATCH; 3])
+        );
+        // Declared: the field's voxel count times the bytes per voxel decides.
+        let field_voxels_2mm = 251.0_f64.powi(3);
+        let just_fits = TRACT_WHOLE_VOLUME_BUDGET_BYTES / field_voxels_2mm;
+        let mut m = whole_volume(Some(just_fits * 0.99), 2.0);
+        assert!(!m.bound_memory_for(BackendKind::Tract));
+        assert_eq!(m.patch, PatchMode::WholeVolume);
+        // The same model on a 1 mm grid has 8x the voxels.
+        assert!(whole_volume(Some(just_fits * 0.99), 1.0).bound_memory_for(BackendKind::Tract));
+        assert!(whole_volume(Some(just_fits * 1.01), 2.0).bound_memory_for(BackendKind::Tract));
+    }
+
+    #[test]
+    fn declared_memory_must_be_positive() {
+        let text = MINIMAL.replace(
+            r#""licence": "MIT""#,
+            r#""tract_peak_bytes_per_voxel": -1, "licence": "MIT""#,
+        );
+        let err = Manifest::from_json(&text, Path::new("toy.json")).expect_err("negative");
+        assert!(
+            err.to_string().contains("tract_peak_bytes_per_voxel"),
+            "{err}"
+        );
     }
 
     #[test]

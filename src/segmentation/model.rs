@@ -783,6 +783,7 @@ mod tests {
             }],
             licence: "test".into(),
             provenance: "test".into(),
+            tract_peak_bytes_per_voxel: None,
             base_dir: PathBuf::new(),
         }
     }
