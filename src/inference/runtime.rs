@@ -157,7 +157,9 @@ fn start_tract(fallback_reason: Option<String>) -> Result<BackendInfo, Inference
     }
     // tract runs its kernels on one thread unless told otherwise; rayon's global pool is the
     // one `jobs` sizes and lowers in priority, so tract shares it instead of spawning its own.
-    tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::RayonGlobal);
+    tract_linalg::multithread::set_default_executor(
+        tract_linalg::multithread::Executor::RayonGlobal,
+    );
     Ok(BackendInfo {
         kind: BackendKind::Tract,
         version: "ort-tract 0.5 / tract-onnx 0.23".into(),
