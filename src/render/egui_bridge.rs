@@ -8,6 +8,7 @@
 //! meshes once per [`MeshScene::key`].
 
 use super::four_view::SceneView;
+use super::picture::{picture_bind_group, picture_pipeline, picture_texture};
 use super::viewport_meshes::ViewportMeshes;
 use super::{
     upload_volume, Camera, RaycastParams, Raycaster, RenderMode, StandardView, TransferFunction,
@@ -46,28 +47,112 @@ pub struct VolumeView {
     pub pitch_deg: f64,
 }
 
-struct Resources {
+/// A raycaster and mesh viewer with the volume they last uploaded: what the 3D view owns, and
+/// what the four-view owns a second set of.
+struct SceneResources {
     raycaster: Raycaster,
     texture: Option<(u64, VolumeTexture)>,
     failed_volume: Option<u64>,
     meshes: ViewportMeshes,
 }
 
+impl SceneResources {
+    fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> Self {
+        Self {
+            raycaster: Raycaster::new(device, format),
+            texture: None,
+            failed_volume: None,
+            meshes: ViewportMeshes::new(device, format),
+        }
+    }
+
+    /// Uploads what `view` needs (the volume once per id; a failed upload is logged once under
+    /// `who` and not retried) and records its drawing for a `size` viewport seen by `camera`:
+    /// with meshes, meshes and volume into the mesh viewer's offscreen picture; otherwise the
+    /// raycaster's uniforms for drawing straight into the pass [`Self::paint`] gets.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        view: &VolumeView,
+        camera: Camera,
+        size: [u32; 2],
+        who: &str,
+    ) {
+        let volume = (*view.volume).as_ref();
+        if let Some(scene) = view.meshes.as_ref().filter(|_| view.draws_meshes()) {
+            let list: Vec<(&TriMesh, Rgba)> =
+                scene.meshes.iter().map(|(m, c)| (&**m, *c)).collect();
+            self.meshes.set_meshes(device, scene.key, &list);
+        }
+        let fresh = self.texture.as_ref().map(|(id, _)| *id) != Some(view.volume_id);
+        if view.show_volume && fresh && self.failed_volume != Some(view.volume_id) {
+            match upload_volume(device, queue, volume) {
+                Ok(t) => self.texture = Some((view.volume_id, t)),
+                Err(e) => {
+                    tracing::warn!("{who}: cannot upload the volume: {e}");
+                    self.failed_volume = Some(view.volume_id);
+                    self.texture = None;
+                }
+            }
+        }
+        let texture = self
+            .texture
+            .as_ref()
+            .filter(|(id, _)| view.show_volume && *id == view.volume_id)
+            .map(|(_, t)| t);
+        let params = texture.map(|texture| {
+            let mut params = RaycastParams::new(texture, &view.transfer, camera);
+            params.mode = view.mode;
+            params.window = view.window;
+            params.clip_box_world = view.clip_box_world;
+            params
+        });
+        if view.draws_meshes() {
+            let volume = params.as_ref().map(|p| (&mut self.raycaster, p));
+            self.meshes.render_with_volume(
+                device,
+                queue,
+                encoder,
+                &SceneView::new(camera, size),
+                volume,
+            );
+        } else if let Some(params) = &params {
+            self.raycaster
+                .prepare(device, queue, params, size[0], size[1]);
+        }
+    }
+
+    /// Draws what [`Self::prepare`] recorded for `view`.
+    fn paint(&self, pass: &mut wgpu::RenderPass<'_>, view: &VolumeView) {
+        // With meshes the offscreen picture holds the volume too.
+        if view.draws_meshes() {
+            self.meshes.paint(pass);
+            return;
+        }
+        let uploaded = self.texture.as_ref().map(|(id, _)| *id) == Some(view.volume_id);
+        if view.show_volume && uploaded {
+            self.raycaster.paint(pass);
+        }
+    }
+}
+
+impl VolumeView {
+    fn draws_meshes(&self) -> bool {
+        self.meshes.as_ref().is_some_and(|m| !m.meshes.is_empty())
+    }
+}
+
 /// Creates the raycaster and mesh viewer in egui's renderer (call once, when the window starts).
 pub fn install(render_state: &egui_wgpu::RenderState) {
-    let device = &render_state.device;
-    let raycaster = Raycaster::new(device, render_state.target_format);
-    let meshes = ViewportMeshes::new(device, render_state.target_format);
+    let scene = SceneResources::new(&render_state.device, render_state.target_format);
     render_state
         .renderer
         .write()
         .callback_resources
-        .insert(Resources {
-            raycaster,
-            texture: None,
-            failed_volume: None,
-            meshes,
-        });
+        .insert(scene);
 }
 
 struct Callback {
@@ -111,15 +196,6 @@ fn camera_for(volume: &Volume<f32>, view: &VolumeView, aspect: f64) -> Camera {
     camera
 }
 
-impl Callback {
-    fn draws_meshes(&self) -> bool {
-        self.view
-            .meshes
-            .as_ref()
-            .is_some_and(|m| !m.meshes.is_empty())
-    }
-}
-
 impl egui_wgpu::CallbackTrait for Callback {
     fn prepare(
         &self,
@@ -129,7 +205,7 @@ impl egui_wgpu::CallbackTrait for Callback {
         encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
-        let Some(res) = resources.get_mut::<Resources>() else {
+        let Some(res) = resources.get_mut::<SceneResources>() else {
             return Vec::new();
         };
         let volume = (*self.view.volume).as_ref();
@@ -137,44 +213,15 @@ impl egui_wgpu::CallbackTrait for Callback {
         let width = (self.rect.width() * ppp).round().max(1.0) as u32;
         let height = (self.rect.height() * ppp).round().max(1.0) as u32;
         let camera = camera_for(volume, &self.view, width as f64 / height as f64);
-
-        let scene_view = SceneView::new(camera, [width, height]);
-        if let Some(scene) = self.view.meshes.as_ref().filter(|_| self.draws_meshes()) {
-            let meshes: Vec<(&TriMesh, Rgba)> =
-                scene.meshes.iter().map(|(m, c)| (&**m, *c)).collect();
-            res.meshes.set_meshes(device, scene.key, &meshes);
-        }
-
-        let fresh = res.texture.as_ref().map(|(id, _)| *id) != Some(self.view.volume_id);
-        if self.view.show_volume && fresh && res.failed_volume != Some(self.view.volume_id) {
-            match upload_volume(device, queue, volume) {
-                Ok(t) => res.texture = Some((self.view.volume_id, t)),
-                Err(e) => {
-                    tracing::warn!("3D view: cannot upload the volume: {e}");
-                    res.failed_volume = Some(self.view.volume_id);
-                    res.texture = None;
-                }
-            }
-        }
-        let texture = res
-            .texture
-            .as_ref()
-            .filter(|(id, _)| self.view.show_volume && *id == self.view.volume_id)
-            .map(|(_, t)| t);
-        let params = texture.map(|texture| {
-            let mut params = RaycastParams::new(texture, &self.view.transfer, camera);
-            params.mode = self.view.mode;
-            params.window = self.view.window;
-            params.clip_box_world = self.view.clip_box_world;
-            params
-        });
-        if self.draws_meshes() {
-            let volume = params.as_ref().map(|p| (&mut res.raycaster, p));
-            res.meshes
-                .render_with_volume(device, queue, encoder, &scene_view, volume);
-        } else if let Some(params) = &params {
-            res.raycaster.prepare(device, queue, params, width, height);
-        }
+        res.prepare(
+            device,
+            queue,
+            encoder,
+            &self.view,
+            camera,
+            [width, height],
+            "3D view",
+        );
         Vec::new()
     }
 
@@ -184,17 +231,8 @@ impl egui_wgpu::CallbackTrait for Callback {
         render_pass: &mut wgpu::RenderPass<'static>,
         resources: &egui_wgpu::CallbackResources,
     ) {
-        let Some(res) = resources.get::<Resources>() else {
-            return;
-        };
-        // With meshes the offscreen picture holds the volume too.
-        if self.draws_meshes() {
-            res.meshes.paint(render_pass);
-            return;
-        }
-        let uploaded = res.texture.as_ref().map(|(id, _)| *id) == Some(self.view.volume_id);
-        if self.view.show_volume && uploaded {
-            res.raycaster.paint(render_pass);
+        if let Some(res) = resources.get::<SceneResources>() {
+            res.paint(render_pass, &self.view);
         }
     }
 }
@@ -215,10 +253,7 @@ struct CellPicture {
 }
 
 struct FourViewResources {
-    raycaster: Raycaster,
-    meshes: ViewportMeshes,
-    texture: Option<(u64, VolumeTexture)>,
-    failed_volume: Option<u64>,
+    scene: SceneResources,
     cells: [Option<CellPicture>; 4],
     turn_pipeline: wgpu::RenderPipeline,
     turn_layout: wgpu::BindGroupLayout,
@@ -229,63 +264,25 @@ struct FourViewResources {
 pub fn install_four_view(render_state: &egui_wgpu::RenderState) {
     let device = &render_state.device;
     let format = render_state.target_format;
-    let turn_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("four-view cell"),
-        entries: &[wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::FRAGMENT,
-            ty: wgpu::BindingType::Texture {
-                sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                view_dimension: wgpu::TextureViewDimension::D2,
-                multisampled: false,
-            },
-            count: None,
-        }],
-    });
-    let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("four_view_cell.wgsl"),
-        source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/four_view_cell.wgsl").into()),
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("four-view cell"),
-        bind_group_layouts: &[Some(&turn_layout)],
-        immediate_size: 0,
-    });
-    let turn_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-        label: Some("four-view cell"),
-        layout: Some(&pipeline_layout),
-        vertex: wgpu::VertexState {
-            module: &shader,
-            entry_point: Some("vs_main"),
-            compilation_options: Default::default(),
-            buffers: &[],
+    // The cell picture is opaque (drawn on black): it replaces what is under it.
+    let (turn_layout, turn_pipeline) = picture_pipeline(
+        device,
+        "four-view cell",
+        wgpu::ShaderModuleDescriptor {
+            label: Some("four_view_cell.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(
+                include_str!("../../shaders/four_view_cell.wgsl").into(),
+            ),
         },
-        primitive: wgpu::PrimitiveState::default(),
-        depth_stencil: None,
-        multisample: Default::default(),
-        fragment: Some(wgpu::FragmentState {
-            module: &shader,
-            entry_point: Some("fs_main"),
-            compilation_options: Default::default(),
-            // The cell picture is opaque (drawn on black): it replaces what is under it.
-            targets: &[Some(wgpu::ColorTargetState {
-                format,
-                blend: None,
-                write_mask: wgpu::ColorWrites::ALL,
-            })],
-        }),
-        multiview_mask: None,
-        cache: None,
-    });
+        format,
+        None,
+    );
     render_state
         .renderer
         .write()
         .callback_resources
         .insert(FourViewResources {
-            raycaster: Raycaster::new(device, format),
-            meshes: ViewportMeshes::new(device, format),
-            texture: None,
-            failed_volume: None,
+            scene: SceneResources::new(device, format),
             cells: [None, None, None, None],
             turn_pipeline,
             turn_layout,
@@ -298,29 +295,9 @@ impl FourViewResources {
         if self.cells[cell].as_ref().is_some_and(|c| c.size == size) {
             return;
         }
-        let texture = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("four-view cell picture"),
-            size: wgpu::Extent3d {
-                width: size[0],
-                height: size[1],
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: self.format,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::TEXTURE_BINDING,
-            view_formats: &[],
-        });
-        let view = texture.create_view(&Default::default());
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("four-view cell"),
-            layout: &self.turn_layout,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(&view),
-            }],
-        });
+        let view = picture_texture(device, "four-view cell picture", size, self.format)
+            .create_view(&Default::default());
+        let bind_group = picture_bind_group(device, "four-view cell", &self.turn_layout, &view);
         self.cells[cell] = Some(CellPicture {
             size,
             view,
@@ -342,49 +319,9 @@ impl FourViewResources {
         self.ensure_cell(device, cell, size);
         let volume = (*view.volume).as_ref();
         let camera = camera_for(volume, view, f64::from(size[0]) / f64::from(size[1]));
-        let meshes = view.meshes.as_ref().filter(|m| !m.meshes.is_empty());
-        if let Some(scene) = meshes {
-            let list: Vec<(&TriMesh, Rgba)> =
-                scene.meshes.iter().map(|(m, c)| (&**m, *c)).collect();
-            self.meshes.set_meshes(device, scene.key, &list);
-        }
-        let fresh = self.texture.as_ref().map(|(id, _)| *id) != Some(view.volume_id);
-        if view.show_volume && fresh && self.failed_volume != Some(view.volume_id) {
-            match upload_volume(device, queue, volume) {
-                Ok(t) => self.texture = Some((view.volume_id, t)),
-                Err(e) => {
-                    tracing::warn!("four-view: cannot upload the volume: {e}");
-                    self.failed_volume = Some(view.volume_id);
-                    self.texture = None;
-                }
-            }
-        }
-        let texture = self
-            .texture
-            .as_ref()
-            .filter(|(id, _)| view.show_volume && *id == view.volume_id)
-            .map(|(_, t)| t);
-        let params = texture.map(|texture| {
-            let mut params = RaycastParams::new(texture, &view.transfer, camera);
-            params.mode = view.mode;
-            params.window = view.window;
-            params.clip_box_world = view.clip_box_world;
-            params
-        });
         let mut encoder = device.create_command_encoder(&Default::default());
-        if meshes.is_some() {
-            let volume = params.as_ref().map(|p| (&mut self.raycaster, p));
-            self.meshes.render_with_volume(
-                device,
-                queue,
-                &mut encoder,
-                &SceneView::new(camera, size),
-                volume,
-            );
-        } else if let Some(params) = &params {
-            self.raycaster
-                .prepare(device, queue, params, size[0], size[1]);
-        }
+        self.scene
+            .prepare(device, queue, &mut encoder, view, camera, size, "four-view");
         let Some(picture) = &self.cells[cell] else {
             return;
         };
@@ -405,11 +342,7 @@ impl FourViewResources {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
-            if meshes.is_some() {
-                self.meshes.paint(&mut pass);
-            } else if params.is_some() {
-                self.raycaster.paint(&mut pass);
-            }
+            self.scene.paint(&mut pass, view);
         }
         // Submitted now: the next cell rewrites the same raycaster's uniforms.
         queue.submit([encoder.finish()]);

@@ -13,6 +13,7 @@ pub mod fusion;
 mod gpu;
 pub mod mesh_view;
 pub mod picking;
+mod picture;
 pub mod png;
 pub mod raycast;
 pub mod slices;

@@ -6,6 +6,7 @@
 
 use super::four_view::{begin_depth_reading_pass, SceneDrawer, SceneView};
 use super::mesh_view::{MeshRenderer, MESH_DEPTH_FORMAT};
+use super::picture::{picture_bind_group, picture_pipeline, picture_texture};
 use super::raycast::{RaycastParams, Raycaster};
 use crate::volume::{Rgba, TriMesh};
 
@@ -29,53 +30,16 @@ pub struct ViewportMeshes {
 impl ViewportMeshes {
     /// For passes whose colour target is `format` (the window's `target_format`).
     pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> Self {
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("viewport meshes blit"),
-            entries: &[wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::FRAGMENT,
-                ty: wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                    view_dimension: wgpu::TextureViewDimension::D2,
-                    multisampled: false,
-                },
-                count: None,
-            }],
-        });
-        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("blit.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/blit.wgsl").into()),
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("viewport meshes blit"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let blit = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("viewport meshes blit"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
+        let (layout, blit) = picture_pipeline(
+            device,
+            "viewport meshes blit",
+            wgpu::ShaderModuleDescriptor {
+                label: Some("blit.wgsl"),
+                source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/blit.wgsl").into()),
             },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: Default::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format,
-                    blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+            format,
+            Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+        );
         Self {
             renderer: MeshRenderer::new(device, format, MESH_DEPTH_FORMAT),
             scene_key: None,
@@ -103,36 +67,12 @@ impl ViewportMeshes {
         if self.target.as_ref().is_some_and(|t| t.size == size) {
             return;
         }
-        let extent = wgpu::Extent3d {
-            width: size[0],
-            height: size[1],
-            depth_or_array_layers: 1,
-        };
-        let make = |label, format| {
-            device.create_texture(&wgpu::TextureDescriptor {
-                label: Some(label),
-                size: extent,
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format,
-                usage: wgpu::TextureUsages::RENDER_ATTACHMENT
-                    | wgpu::TextureUsages::TEXTURE_BINDING,
-                view_formats: &[],
-            })
-        };
-        let color_view =
-            make("viewport meshes colour", self.format).create_view(&Default::default());
-        let depth_view =
-            make("viewport meshes depth", MESH_DEPTH_FORMAT).create_view(&Default::default());
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("viewport meshes blit"),
-            layout: &self.layout,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(&color_view),
-            }],
-        });
+        let color_view = picture_texture(device, "viewport meshes colour", size, self.format)
+            .create_view(&Default::default());
+        let depth_view = picture_texture(device, "viewport meshes depth", size, MESH_DEPTH_FORMAT)
+            .create_view(&Default::default());
+        let bind_group =
+            picture_bind_group(device, "viewport meshes blit", &self.layout, &color_view);
         self.target = Some(Target {
             size,
             color_view,
