@@ -3,7 +3,9 @@
 //! through the same job path as the file dialog, and snapshots of the views.
 
 mod common;
+mod ui_harness;
 use common::shared_data;
+use ui_harness::step_until;
 
 use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::kittest::Queryable;
@@ -38,18 +40,6 @@ fn harness() -> Harness<'static, App> {
 
 /// Steps the UI until `done` holds: jobs finish on worker threads and wake the UI.
 /// The step cap only guards against a hang; it is not a speed requirement.
-fn step_until(h: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
-    for _ in 0..30_000 {
-        if done(h.state()) {
-            h.run_steps(3);
-            return;
-        }
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    panic!("the app never reached: {what}");
-}
-
 fn sample_loaded() -> Harness<'static, App> {
     let mut h = harness();
     step_until(&mut h, "the sample study loaded", |app| {

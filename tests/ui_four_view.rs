@@ -2,27 +2,16 @@
 //! egui_kittest on the bundled sample study. Without native windows the viewport is shown as a
 //! window inside the main one, drawn by the same paint callbacks (wgpu on lavapipe).
 
+mod ui_harness;
 use egui::Vec2;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use fuseprint::app::App;
 use fuseprint::render::four_view::pyramid_layout;
 use fuseprint::ui::four_view::DEFAULT_SPEED_DEG_PER_S;
+use ui_harness::step_until;
 
 const WINDOW: Vec2 = Vec2::new(1200.0, 800.0);
-
-fn step_until(h: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
-    // The step cap only guards against a hang; it is not a speed requirement.
-    for _ in 0..30_000 {
-        if done(h.state()) {
-            h.run_steps(3);
-            return;
-        }
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    panic!("the app never reached: {what}");
-}
 
 fn four_view_open() -> Harness<'static, App> {
     let mut h = Harness::builder()

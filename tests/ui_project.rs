@@ -3,6 +3,7 @@
 //! replacing an existing project, the planning report and a view screenshot. File dialogs
 //! are answered in advance (`App::script_file_dialog`), so no system dialog opens.
 
+mod ui_harness;
 use egui::Vec2;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -34,15 +35,7 @@ fn harness(options: AppOptions) -> Harness<'static, App> {
 /// Steps the UI until `done` holds: jobs finish on worker threads and wake the UI.
 /// The step cap only guards against a hang; it is not a speed requirement.
 fn step_until(h: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
-    for _ in 0..30_000 {
-        if done(h.state()) {
-            h.run_steps(2);
-            return;
-        }
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("the app never reached: {what}");
+    ui_harness::step_until_settled(h, what, 2, done);
 }
 
 fn sample_loaded(options: AppOptions) -> Harness<'static, App> {

@@ -1,6 +1,7 @@
 //! The View and Measurements tabs and the meshes in the 3D quadrant, driven headless through
 //! egui_kittest (wgpu on lavapipe) on the bundled sample study.
 
+mod ui_harness;
 use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -10,23 +11,11 @@ use fuseprint::document::{
     ViewAxis,
 };
 use fuseprint::render::RenderMode;
+use ui_harness::step_until;
 
 const WINDOW: Vec2 = Vec2::new(1200.0, 760.0);
 /// The sample CT is 160 voxels of 1.2 mm across, centred on the world origin.
 const SAMPLE_CT_FOV_MM: f32 = 160.0 * 1.2;
-
-fn step_until(h: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
-    // The step cap only guards against a hang; it is not a speed requirement.
-    for _ in 0..30_000 {
-        if done(h.state()) {
-            h.run_steps(3);
-            return;
-        }
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    panic!("the app never reached: {what}");
-}
 
 fn sample_loaded() -> Harness<'static, App> {
     let mut h = Harness::builder()
