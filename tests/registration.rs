@@ -178,9 +178,11 @@ fn deformable_recovers_a_smooth_warp() {
     assert!(d.discarded.is_none(), "field discarded: {:?}", d.discarded);
     assert!(reg.deformation.is_some());
     assert!(d.min_jacobian_determinant > 0.0, "the field folds");
-    // The field must recover a real share of what the linear stage leaves.
+    // The field must recover a real share of what the linear stage leaves. Measured with
+    // the default (MI) B-spline stage: 2.97 -> 1.99 mm.
+    assert!(tre.mean_mm < 2.4, "TRE {} mm", tre.mean_mm);
     assert!(
-        tre.mean_mm < 0.8 * linear_tre.mean_mm,
+        tre.mean_mm < 0.75 * linear_tre.mean_mm,
         "{} vs linear {}",
         tre.mean_mm,
         linear_tre.mean_mm

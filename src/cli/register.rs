@@ -17,8 +17,8 @@ use crate::registration::qa::{
 };
 use crate::registration::{
     itk_affine_text, landmarks, parse_itk_text, register, register_landmarks, BSplineDeformation,
-    BSplineSettings, Initialization, LandmarkFit, LandmarkModel, Metric, Registration,
-    RegistrationError, RegistrationKind, RegistrationParams, RegistrationReport,
+    BSplineSettings, DeformableMetric, Initialization, LandmarkFit, LandmarkModel, Metric,
+    Registration, RegistrationError, RegistrationKind, RegistrationParams, RegistrationReport,
 };
 use crate::volume::Volume;
 use anyhow::Context;
@@ -40,6 +40,24 @@ pub enum MetricArg {
     Ncc,
     /// Mean squares (same modality and scale).
     Ms,
+}
+
+/// What drives the B-spline stage of --deformable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeformableMetricArg {
+    /// Normalised gradient fields: edges of either polarity, per voxel.
+    Ngf,
+    /// The registration's --metric (mutual information by default) on random samples.
+    Mi,
+}
+
+impl From<DeformableMetricArg> for DeformableMetric {
+    fn from(a: DeformableMetricArg) -> Self {
+        match a {
+            DeformableMetricArg::Ngf => DeformableMetric::NormalizedGradientFields,
+            DeformableMetricArg::Mi => DeformableMetric::Intensity,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +114,9 @@ pub struct RegisterArgs {
     /// B-spline control point spacing (mm) for --deformable.
     #[arg(long, default_value_t = 32.0)]
     pub grid_mm: f64,
+    /// Similarity of the B-spline stage for --deformable.
+    #[arg(long, value_enum, default_value_t = DeformableMetricArg::Mi)]
+    pub deformable_metric: DeformableMetricArg,
     /// Restrict the metric to this fixed-grid mask (NIfTI, non-zero inside).
     #[arg(long)]
     pub fixed_mask: Option<PathBuf>,
@@ -265,6 +286,7 @@ pub fn run(args: RegisterArgs) -> anyhow::Result<()> {
                     } else if args.deformable {
                         RegistrationKind::Deformable(BSplineSettings {
                             control_spacing_mm: args.grid_mm,
+                            metric: args.deformable_metric.into(),
                             ..Default::default()
                         })
                     } else {
@@ -556,12 +578,21 @@ pub struct BenchRegisterArgs {
     /// B-spline stage: equal-width fixed MI bins (as before) instead of equal-count ones.
     #[arg(long)]
     pub equal_width_bins: bool,
+    /// Similarity of the B-spline stage.
+    #[arg(long, value_enum, default_value_t = DeformableMetricArg::Mi)]
+    pub deformable_metric: DeformableMetricArg,
+    /// NGF ε as a multiple of each image's noise-level gradient.
+    #[arg(long)]
+    pub ngf_epsilon: Option<f64>,
+    /// Skip the per-region confidence map after the deformable run.
+    #[arg(long)]
+    pub no_confidence: bool,
 }
 
 fn report_line(name: &str, secs: f64, cpu: f64, tre: &TreSummary, rep: &RegistrationReport) {
     println!(
-        "{name}: {secs:.2} s wall, {cpu:.2} s CPU (all threads), TRE mean {:.3} mm (rms {:.3}, max {:.3}, {} points), {} iterations, MI {:.3} → {:.3}",
-        tre.mean_mm, tre.rms_mm, tre.max_mm, tre.points, rep.iterations, rep.metric_initial, rep.metric_final
+        "{name}: {secs:.2} s wall, {cpu:.2} s CPU (all threads), TRE mean {:.3} mm (rms {:.3}, p95 {:.3}, max {:.3}, {} points), {} iterations, MI {:.3} → {:.3}",
+        tre.mean_mm, tre.rms_mm, tre.p95_mm, tre.max_mm, tre.points, rep.iterations, rep.metric_initial, rep.metric_final
     );
 }
 
@@ -661,6 +692,8 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
     let params = RegistrationParams {
         samples: args.samples,
         kind: RegistrationKind::Deformable(BSplineSettings {
+            metric: args.deformable_metric.into(),
+            ngf_epsilon_scale: args.ngf_epsilon.unwrap_or(defaults.ngf_epsilon_scale),
             control_spacing_mm: args.grid_mm.unwrap_or(defaults.control_spacing_mm),
             bending_weight: args.bending.unwrap_or(defaults.bending_weight),
             samples: args.bspline_samples.unwrap_or(defaults.samples),
@@ -703,10 +736,11 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
     if let Some(d) = &reg.report.deformable {
         for l in &d.levels {
             println!(
-                "  B-spline level: grid {:.1} mm ({} points), {} evaluations, MI {:.4} → {:.4}, {:.2} s",
+                "  B-spline level: grid {:.1} mm ({} points), {} evaluations, {} {:.4} → {:.4}, {:.2} s",
                 l.control_spacing_mm,
                 l.control_points,
                 l.iterations,
+                params_metric_name(&params),
                 l.metric_start,
                 l.metric_end,
                 l.duration_secs
@@ -722,5 +756,30 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
                 .unwrap_or_default()
         );
     }
+    if let Ok(load) = io::load_average() {
+        println!("  machine load average {load}");
+    }
+    if !args.no_confidence {
+        let t = std::time::Instant::now();
+        let c = confidence_map(&ph.ct, &ph.mr, &reg, 24.0, 2.0).summary;
+        println!(
+            "  confidence: {:.0} % of {} regions on a local optimum (mean {:.3}, mean NMI {:.3}; {:.1} s)",
+            c.confident_fraction * 100.0,
+            c.regions,
+            c.mean_confidence,
+            c.mean_nmi,
+            t.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
+}
+
+fn params_metric_name(params: &RegistrationParams) -> String {
+    match &params.kind {
+        RegistrationKind::Deformable(b) => match b.metric {
+            DeformableMetric::NormalizedGradientFields => "NGF".to_string(),
+            DeformableMetric::Intensity => format!("{:?}", params.metric),
+        },
+        _ => format!("{:?}", params.metric),
+    }
 }

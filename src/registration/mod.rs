@@ -16,6 +16,7 @@ pub mod init;
 pub mod landmarks;
 pub mod linear;
 pub mod metric;
+pub mod ngf;
 pub mod optimizer;
 pub mod phantom;
 pub mod pyramid;
@@ -23,7 +24,7 @@ pub mod qa;
 pub mod sampling;
 pub mod transform;
 
-pub use deformable::{BSplineDeformation, BSplineSettings};
+pub use deformable::{BSplineDeformation, BSplineSettings, DeformableMetric};
 pub use dense::register_with_model;
 pub use init::Initialization;
 pub use landmarks::{fit_landmarks, LandmarkError, LandmarkFit, LandmarkModel};
@@ -439,19 +440,27 @@ pub fn register(
                 0 => &finest,
                 n => &kept_levels[(b * n / grid_levels).min(n - 1)],
             };
-            // A field has far more parameters than a rigid transform: it gets its own, denser
-            // sample set on the images the linear stage already smoothed.
-            let level = images.with_samples(
-                params.metric,
-                settings.samples.max(1000),
-                fixed_mask.as_ref(),
-                params.seed.wrapping_add(100 + b as u64),
-                if settings.rank_fixed_bins {
-                    linear::FixedBins::EqualCount
-                } else {
-                    linear::FixedBins::EqualWidth
-                },
-            );
+            // A field has far more parameters than a rigid transform: with a sampled metric
+            // it gets its own, denser sample set on the images the linear stage already
+            // smoothed; NGF reads the level's whole grid and needs no samples.
+            let owned;
+            let level = if settings.metric == deformable::DeformableMetric::NormalizedGradientFields
+            {
+                images
+            } else {
+                owned = images.with_samples(
+                    params.metric,
+                    settings.samples.max(1000),
+                    fixed_mask.as_ref(),
+                    params.seed.wrapping_add(100 + b as u64),
+                    if settings.rank_fixed_bins {
+                        linear::FixedBins::EqualCount
+                    } else {
+                        linear::FixedBins::EqualWidth
+                    },
+                );
+                &owned
+            };
             let sub = dctx.sub(
                 b as f32 / grid_levels as f32,
                 (b + 1) as f32 / grid_levels as f32,
@@ -471,18 +480,40 @@ pub fn register(
         }
         if let Some(f) = &field {
             rep.finish(f);
-            let linear_only = evaluate_linear(
-                &finest,
-                &linear_result,
-                params.metric,
-                moving_mask.as_ref(),
-                false,
-            )
-            .similarity;
-            let (with_field, _) = f.evaluate(&finest, &m_final_linear, params.metric);
+            let (linear_only, with_field) = match settings.metric {
+                deformable::DeformableMetric::Intensity => (
+                    evaluate_linear(
+                        &finest,
+                        &linear_result,
+                        params.metric,
+                        moving_mask.as_ref(),
+                        false,
+                    )
+                    .similarity,
+                    f.evaluate(&finest, &m_final_linear, params.metric).0,
+                ),
+                // NGF on the finest grid would cost as much as the whole stage; the finest
+                // level kept for the field (a finer grid than the one it was fitted on,
+                // unless there is only one) judges it instead.
+                deformable::DeformableMetric::NormalizedGradientFields => {
+                    let judge = kept_levels.last().unwrap_or(&finest);
+                    let mut zero = f.clone();
+                    zero.coefficients.fill(Vector3::zeros());
+                    let grid = ngf::NgfGrid::new(
+                        judge,
+                        &zero,
+                        &m_final_linear,
+                        settings.ngf_epsilon_scale,
+                    );
+                    (
+                        grid.evaluate(&zero, judge, &m_final_linear, false).0,
+                        grid.evaluate(f, judge, &m_final_linear, false).0,
+                    )
+                }
+            };
             if !(with_field > linear_only) {
                 rep.discarded = Some(format!(
-                    "the field lowered the similarity on the finest samples ({linear_only:.5} →                      {with_field:.5})"
+                    "the field lowered the similarity on data it was not fitted to ({linear_only:.5} → {with_field:.5})"
                 ));
             } else if rep.min_jacobian_determinant <= 0.0 {
                 rep.discarded = Some(format!(

@@ -15,6 +15,8 @@ pub struct TreSummary {
     pub points: usize,
     pub mean_mm: f64,
     pub rms_mm: f64,
+    /// 95th percentile.
+    pub p95_mm: f64,
     pub max_mm: f64,
 }
 
@@ -24,15 +26,21 @@ pub fn target_registration_error(
     estimate: impl Fn(&Point3<f64>) -> Point3<f64> + Sync,
     truth: impl Fn(&Point3<f64>) -> Point3<f64> + Sync,
 ) -> TreSummary {
-    let d: Vec<f64> = points
+    let mut d: Vec<f64> = points
         .par_iter()
         .map(|p| (estimate(p) - truth(p)).norm())
         .collect();
+    d.sort_unstable_by(f64::total_cmp);
     let n = d.len().max(1) as f64;
+    let p95_mm = d
+        .get(((d.len() as f64 - 1.0) * 0.95).round().max(0.0) as usize)
+        .copied()
+        .unwrap_or(0.0);
     TreSummary {
         points: d.len(),
         mean_mm: d.iter().sum::<f64>() / n,
         rms_mm: (d.iter().map(|x| x * x).sum::<f64>() / n).sqrt(),
+        p95_mm,
         max_mm: d.iter().copied().fold(0.0, f64::max),
     }
 }
