@@ -272,9 +272,11 @@ struct Block<'a> {
     /// Survivors and removed vertices of this pass's collapses: their rows of the pass-start
     /// vertex→face table are stale, and edges at a survivor need a new cost.
     locked: &'a mut [bool],
-    /// Scratch neighbour lists, reused across collapses.
+    /// Scratch neighbour lists and face rings, reused across collapses.
     nu: Vec<u32>,
     nv: Vec<u32>,
+    ru: Vec<(u32, [u32; 3])>,
+    rv: Vec<(u32, [u32; 3])>,
 }
 
 impl Block<'_> {
@@ -290,13 +292,21 @@ impl Block<'_> {
         self.pos[self.at(v)]
     }
 
-    fn neighbours_into(faces: &[Face], inc: &Incidence, v: u32, out: &mut Vec<u32>) {
+    /// The live faces around `v` (its pass-start row minus the removed ones), loaded once so
+    /// the checks and the renaming of one collapse do not read each face again.
+    fn ring_into(faces: &[Face], inc: &Incidence, v: u32, out: &mut Vec<(u32, [u32; 3])>) {
         out.clear();
-        for &f in inc.of(v) {
-            let t = load(&faces[f as usize]);
-            if t[0] == DEAD {
-                continue;
-            }
+        out.extend(
+            inc.of(v)
+                .iter()
+                .map(|&f| (f, load(&faces[f as usize])))
+                .filter(|(_, t)| t[0] != DEAD),
+        );
+    }
+
+    fn neighbours_into(ring: &[(u32, [u32; 3])], v: u32, out: &mut Vec<u32>) {
+        out.clear();
+        for (_, t) in ring {
             out.extend(t.iter().copied().filter(|&w| w != v));
         }
         out.sort_unstable();
@@ -317,25 +327,60 @@ impl Block<'_> {
         if self.locked[self.at(u)] || self.locked[self.at(v)] {
             return Err(Refused::Illegal);
         }
-        let mut shared = [0u32; 2];
+        let mut ru = std::mem::take(&mut self.ru);
+        let mut rv = std::mem::take(&mut self.rv);
+        Self::ring_into(faces, inc, u, &mut ru);
+        let verdict = self.check_collapse(faces, inc, u, v, &ru, &mut rv);
+        if let Ok(p) = verdict {
+            for &(f, t) in &rv {
+                let face = &faces[f as usize];
+                if t.contains(&u) {
+                    store(face, [DEAD; 3]); // one of the two faces on the edge
+                } else {
+                    store(face, t.map(|x| if x == v { u } else { x }));
+                }
+            }
+            let qv = self.quadric[self.at(v)];
+            let (iu, iv) = (self.at(u), self.at(v));
+            add(&mut self.quadric[iu], &qv);
+            self.pos[iu] = p;
+            self.locked[iu] = true;
+            self.locked[iv] = true;
+        }
+        self.ru = ru;
+        self.rv = rv;
+        verdict.map(|_| ())
+    }
+
+    /// The collapse point if collapsing `v` into `u` keeps the surface manifold and unflipped.
+    fn check_collapse(
+        &mut self,
+        faces: &[Face],
+        inc: &Incidence,
+        u: u32,
+        v: u32,
+        ru: &[(u32, [u32; 3])],
+        rv: &mut Vec<(u32, [u32; 3])>,
+    ) -> Result<[f64; 3], Refused> {
+        let mut shared = [[0u32; 3]; 2];
         let mut shared_count = 0;
-        for &f in inc.of(u) {
-            let t = load(&faces[f as usize]);
-            if t[0] != DEAD && t.contains(&v) {
+        for (_, t) in ru {
+            if t.contains(&v) {
                 if shared_count == 2 {
                     return Err(Refused::Illegal); // non-manifold edge: leave it
                 }
-                shared[shared_count] = f;
+                shared[shared_count] = *t;
                 shared_count += 1;
             }
         }
         if shared_count != 2 {
             return Err(Refused::Illegal); // boundary edge: leave it
         }
+        Self::ring_into(faces, inc, v, rv);
         let mut nu = std::mem::take(&mut self.nu);
         let mut nv = std::mem::take(&mut self.nv);
-        Self::neighbours_into(faces, inc, u, &mut nu);
-        Self::neighbours_into(faces, inc, v, &mut nv);
+        Self::neighbours_into(ru, u, &mut nu);
+        Self::neighbours_into(rv, v, &mut nv);
         let verdict = if !nu.iter().chain(&nv).all(|&w| self.owns(w)) {
             Err(Refused::Foreign)
         } else {
@@ -344,8 +389,9 @@ impl Block<'_> {
                 add(&mut q, &self.quadric[self.at(v)]);
                 best_point(&q, self.p(u), self.p(v))
             };
-            if self.link_condition(faces, &nu, &nv, u, v, shared)
-                && self.no_flip(faces, inc, u, v, p)
+            if Self::link_condition(&nu, &nv, u, v, shared)
+                && self.no_flip(ru, u, v, p)
+                && self.no_flip(rv, u, v, p)
             {
                 Ok(p)
             } else {
@@ -354,43 +400,13 @@ impl Block<'_> {
         };
         self.nu = nu;
         self.nv = nv;
-        let p = verdict?;
-        for f in shared {
-            store(&faces[f as usize], [DEAD; 3]);
-        }
-        for &f in inc.of(v) {
-            let face = &faces[f as usize];
-            let t = load(face);
-            if t[0] != DEAD && t.contains(&v) {
-                store(face, t.map(|x| if x == v { u } else { x }));
-            }
-        }
-        let qv = self.quadric[self.at(v)];
-        let (iu, iv) = (self.at(u), self.at(v));
-        add(&mut self.quadric[iu], &qv);
-        self.pos[iu] = p;
-        self.locked[iu] = true;
-        self.locked[iv] = true;
-        Ok(())
+        verdict
     }
 
     /// The ends' common neighbours must be exactly the two opposite corners, else the
     /// collapse would pinch the surface; and a tetrahedron must not collapse flat.
-    fn link_condition(
-        &self,
-        faces: &[Face],
-        nu: &[u32],
-        nv: &[u32],
-        u: u32,
-        v: u32,
-        shared: [u32; 2],
-    ) -> bool {
-        let mut opposite = shared.map(|f| {
-            load(&faces[f as usize])
-                .into_iter()
-                .find(|&w| w != u && w != v)
-                .unwrap_or(u)
-        });
+    fn link_condition(nu: &[u32], nv: &[u32], u: u32, v: u32, shared: [[u32; 3]; 2]) -> bool {
+        let mut opposite = shared.map(|t| t.into_iter().find(|&w| w != u && w != v).unwrap_or(u));
         opposite.sort_unstable();
         if opposite[0] == opposite[1] {
             return false;
@@ -407,25 +423,21 @@ impl Block<'_> {
         common == 2 && nu.len() + nv.len() - common - 2 >= 3
     }
 
-    /// No face around `u` or `v` (other than the two removed) may turn over or collapse.
-    fn no_flip(&self, faces: &[Face], inc: &Incidence, u: u32, v: u32, p: [f64; 3]) -> bool {
-        for &w in [u, v].iter() {
-            for &f in inc.of(w) {
-                let t = load(&faces[f as usize]);
-                if t[0] == DEAD || (t.contains(&u) && t.contains(&v)) {
-                    continue;
-                }
-                let before = normal(self.p(t[0]), self.p(t[1]), self.p(t[2]));
-                let corners = t.map(|x| if x == u || x == v { p } else { self.p(x) });
-                let after = normal(corners[0], corners[1], corners[2]);
-                let (lb, la) = (
-                    (before[0].powi(2) + before[1].powi(2) + before[2].powi(2)).sqrt(),
-                    (after[0].powi(2) + after[1].powi(2) + after[2].powi(2)).sqrt(),
-                );
-                let d = before[0] * after[0] + before[1] * after[1] + before[2] * after[2];
-                if la <= 1e-12 || d < 0.2 * la * lb {
-                    return false;
-                }
+    /// No face of `ring` (other than the two removed) may turn over or collapse.
+    fn no_flip(&self, ring: &[(u32, [u32; 3])], u: u32, v: u32, p: [f64; 3]) -> bool {
+        for (_, t) in ring {
+            if t.contains(&u) && t.contains(&v) {
+                continue;
+            }
+            let before = normal(self.p(t[0]), self.p(t[1]), self.p(t[2]));
+            let corners = t.map(|x| if x == u || x == v { p } else { self.p(x) });
+            let after = normal(corners[0], corners[1], corners[2]);
+            let lb2 = before[0].powi(2) + before[1].powi(2) + before[2].powi(2);
+            let la2 = after[0].powi(2) + after[1].powi(2) + after[2].powi(2);
+            let d = before[0] * after[0] + before[1] * after[1] + before[2] * after[2];
+            // d < 0.2·|a|·|b| without the square roots: d < 0, or d² < 0.04·|a|²·|b|².
+            if la2 <= 1e-24 || d < 0.0 || d * d < 0.04 * la2 * lb2 {
+                return false;
             }
         }
         true
@@ -471,25 +483,29 @@ pub fn decimate_timed(
         .par_iter()
         .map(|t| t.map(AtomicU32::new))
         .collect();
-    let mut quadric: Vec<Quadric> = times.time("decimate: quadrics", || {
-        // Each face's plane once, not once per corner (as n and d: 4 numbers, not 10).
-        let planes: Vec<[f64; 4]> = faces
-            .par_iter()
-            .map(|f| face_plane(&pos, load(f)))
-            .collect();
-        let inc = Incidence::build(n, &faces);
-        (0..n as u32)
-            .into_par_iter()
-            .map(|v| {
-                let mut q = [0.0; 10];
-                for &f in inc.of(v) {
-                    let [a, b, c, d] = planes[f as usize];
-                    add(&mut q, &plane_quadric([a, b, c], d));
-                }
-                q
-            })
-            .collect()
-    });
+    let (mut quadric, first_inc): (Vec<Quadric>, Incidence) =
+        times.time("decimate: quadrics", || {
+            // Each face's plane once, not once per corner (as n and d: 4 numbers, not 10).
+            let planes: Vec<[f64; 4]> = faces
+                .par_iter()
+                .map(|f| face_plane(&pos, load(f)))
+                .collect();
+            let inc = Incidence::build(n, &faces);
+            let quadric = (0..n as u32)
+                .into_par_iter()
+                .map(|v| {
+                    let mut q = [0.0; 10];
+                    for &f in inc.of(v) {
+                        let [a, b, c, d] = planes[f as usize];
+                        add(&mut q, &plane_quadric([a, b, c], d));
+                    }
+                    q
+                })
+                .collect();
+            (quadric, inc)
+        });
+    // The first pass starts from the input faces: the table just built is its table.
+    let mut first_inc = Some(first_inc);
     let mut locked = vec![true; n];
     let (face_target, max_cost) = match target {
         DecimateTarget::Faces(f) => (f, f64::INFINITY),
@@ -521,15 +537,17 @@ pub fn decimate_timed(
                 });
                 faces.retain(|f| load(f)[0] != DEAD);
             });
+            first_inc = None;
         }
         // Each interior edge once: from the face where it runs from lower to higher id. Only
         // edges with an end locked by the last pass (all, on the first) change cost.
-        times.time("decimate: costs", || {
+        // The count of rankable edges comes with the costs, not from another scan.
+        let valid = times.time("decimate: costs", || {
             let (pos, quadric, locked) = (&pos, &quadric, &locked);
             edge_cost
                 .par_chunks_mut(3)
                 .zip(faces.par_iter())
-                .for_each(|(costs, f)| {
+                .map(|(costs, f)| {
                     let t = load(f);
                     for k in 0..3 {
                         let (u, v) = (t[k], t[(k + 1) % 3]);
@@ -544,11 +562,12 @@ pub fn decimate_timed(
                             };
                         }
                     }
-                });
+                    costs.iter().filter(|c| !c.is_nan()).count()
+                })
+                .sum::<usize>()
         });
         let needed = (live - face_target).div_ceil(2);
         let rank_start = std::time::Instant::now();
-        let valid = edge_cost.par_iter().filter(|c| !c.is_nan()).count();
         // Ranking more than the collapses still needed lets a pass get close to the goal
         // although some are illegal or locked; only the cheapest run.
         let take = (breadth * needed).min(valid);
@@ -580,7 +599,10 @@ pub fn decimate_timed(
         );
         sort_by_cost(&mut candidates, &mut scratch);
         times.add("decimate: rank", rank_start.elapsed().as_secs_f64());
-        let inc = times.time("decimate: incidence", || Incidence::build(n, &faces));
+        let inc = match first_inc.take() {
+            Some(inc) => inc,
+            None => times.time("decimate: incidence", || Incidence::build(n, &faces)),
+        };
         locked.iter_mut().for_each(|l| *l = false);
         let ranked = &candidates[..];
         // Each block walks its own edges in cost order, up to a quota: its share of the
@@ -614,6 +636,8 @@ pub fn decimate_timed(
                         locked,
                         nu: Vec::new(),
                         nv: Vec::new(),
+                        ru: Vec::new(),
+                        rv: Vec::new(),
                     };
                     let mut collapsed = 0;
                     let mut walked = 0;
@@ -663,6 +687,8 @@ pub fn decimate_timed(
             locked: &mut locked,
             nu: Vec::new(),
             nv: Vec::new(),
+            ru: Vec::new(),
+            rv: Vec::new(),
         };
         for (rank, c) in ranked.iter().enumerate() {
             if collapsed == needed {

@@ -172,24 +172,29 @@ impl Plane {
 fn load_plane(volume: &Volume<f32>, level: f32, kp: usize, px: usize, plane: &mut Plane) {
     let [nx, ny, nz] = volume.dims();
     plane.kp = kp;
-    plane.rows.iter_mut().for_each(|r| *r = EMPTY_ROW);
     if kp == 0 || kp > nz {
+        plane.rows.iter_mut().for_each(|r| *r = EMPTY_ROW);
         plane.inside.iter_mut().for_each(|v| *v = 0);
         return;
     }
+    // A row marked empty holds only zero flags (the buffer is reused from an earlier plane),
+    // so an empty row, most of a CT at a bone level, costs a count that vectorises and no
+    // writes.
     let src = volume.slice_k(kp - 1);
     for j in 0..ny {
         let row = &src[j * nx..(j + 1) * nx];
         let o = (j + 1) * px + 1;
         let dst = &mut plane.inside[o..o + nx];
-        let mut count = 0u32;
-        for (d, &v) in dst.iter_mut().zip(row) {
-            let b = (v >= level) as u8;
-            *d = b;
-            count += b as u32;
-        }
+        let count: u32 = row.iter().map(|&v| u32::from(v >= level)).sum();
+        let stale = std::mem::replace(&mut plane.rows[j + 1], EMPTY_ROW);
         if count == 0 {
+            if stale != EMPTY_ROW {
+                dst.iter_mut().for_each(|d| *d = 0);
+            }
             continue;
+        }
+        for (d, &v) in dst.iter_mut().zip(row) {
+            *d = u8::from(v >= level);
         }
         let (first, last) = if count as usize == nx {
             (0, nx - 1)

@@ -206,6 +206,9 @@ pub fn label_surfaces_timed(
     let net = times.time("extract (surface nets)", || {
         surface_nets::surface_net(&map.volume, &ctx.sub(0.0, 0.3))
     })?;
+    let simple_start = std::time::Instant::now();
+    let simple = simple_cells(map, &net.cell_centres_voxel);
+    let simple_secs = simple_start.elapsed().as_secs_f64();
     let mut pos = net.positions_voxel;
     let mut anchors = net.cell_centres_voxel;
     scale_to_grid_mm(geometry, &mut pos);
@@ -255,7 +258,11 @@ pub fn label_surfaces_timed(
         dims: geometry.dims,
     };
     let comps = surface_nets::corner_components();
-    let slot = |l: u16| labels.binary_search(&l).ok();
+    let mut slot_of = vec![u8::MAX; 1 << 16];
+    for (s, &l) in labels.iter().enumerate() {
+        slot_of[l as usize] = s as u8;
+    }
+    let slot = |l: u16| Some(slot_of[l as usize] as usize).filter(|&s| s != u8::MAX as usize);
     // Chunks of quads in parallel, each into its own per-label lists, joined in order so the
     // output does not depend on scheduling.
     let chunks: Vec<Vec<Vec<[(u32, u8); 3]>>> = net
@@ -275,31 +282,26 @@ pub fn label_surfaces_timed(
                 if slots.iter().all(Option::is_none) {
                     continue;
                 }
+                if v.iter().all(|&x| simple[x as usize]) {
+                    // Every label in these cells is one face-connected group: copy 0 always.
+                    for ((_, _, reverse), s) in sides.into_iter().zip(slots) {
+                        let Some(s) = s else { continue };
+                        for t in split {
+                            let tri = t.map(|m| (v[m], 0u8));
+                            per_label[s].push(if reverse {
+                                [tri[0], tri[2], tri[1]]
+                            } else {
+                                tri
+                            });
+                        }
+                    }
+                    continue;
+                }
                 // Each cell's eight labels, read once for both sides.
-                let cells = q.cells().map(|c| {
-                    std::array::from_fn::<u16, 8, _>(|corner| {
-                        grid.at(
-                            c[0] as isize + (corner & 1) as isize,
-                            c[1] as isize + ((corner >> 1) & 1) as isize,
-                            c[2] as isize + ((corner >> 2) & 1) as isize,
-                        )
-                    })
-                });
-                let lowest = q.cells();
+                let cells = quad_cell_labels(&grid, q);
                 for ((label, voxel, reverse), s) in sides.into_iter().zip(slots) {
                     let Some(s) = s else { continue };
-                    let comp: [u8; 4] = std::array::from_fn(|m| {
-                        let mask = cells[m]
-                            .iter()
-                            .enumerate()
-                            .fold(0usize, |mask, (corner, &l)| {
-                                mask | (usize::from(l == label) << corner)
-                            });
-                        let c = lowest[m];
-                        let corner =
-                            (voxel[0] - c[0]) | ((voxel[1] - c[1]) << 1) | ((voxel[2] - c[2]) << 2);
-                        comps[mask][corner as usize & 7]
-                    });
+                    let comp = side_components(comps, &cells, q, label, voxel);
                     for t in split {
                         let tri = t.map(|m| (v[m], comp[m]));
                         per_label[s].push(if reverse {
@@ -321,7 +323,10 @@ pub fn label_surfaces_timed(
             all.extend_from_slice(&part);
         }
     }
-    times.add("split quads per label", split_start.elapsed().as_secs_f64());
+    times.add(
+        "split quads per label",
+        simple_secs + split_start.elapsed().as_secs_f64(),
+    );
     ctx.check_cancelled()?;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let total_faces: usize = per_label.iter().map(Vec::len).sum();
@@ -381,6 +386,78 @@ fn step(v: [i32; 3], axis: u8) -> [i32; 3] {
     let mut v = v;
     v[axis as usize] += 1;
     v
+}
+
+/// The eight labels of the cell behind each of a quad's vertices.
+fn quad_cell_labels(grid: &surface_nets::Grid, q: &surface_nets::NetQuad) -> [[u16; 8]; 4] {
+    q.cells().map(|c| {
+        std::array::from_fn::<u16, 8, _>(|corner| {
+            grid.at(
+                c[0] as isize + (corner & 1) as isize,
+                c[1] as isize + ((corner >> 1) & 1) as isize,
+                c[2] as isize + ((corner >> 2) & 1) as isize,
+            )
+        })
+    })
+}
+
+/// Which copy of each of `q`'s vertices the side of `label` (the voxel `voxel`) uses: the
+/// face-connected group of that voxel among the label's voxels in the vertex's cell.
+fn side_components(
+    comps: &[[u8; 8]; 256],
+    cells: &[[u16; 8]; 4],
+    q: &surface_nets::NetQuad,
+    label: u16,
+    voxel: [i32; 3],
+) -> [u8; 4] {
+    let lowest = q.cells();
+    std::array::from_fn(|m| {
+        let mask = cells[m]
+            .iter()
+            .enumerate()
+            .fold(0usize, |mask, (corner, &l)| {
+                mask | (usize::from(l == label) << corner)
+            });
+        let c = lowest[m];
+        let corner = (voxel[0] - c[0]) | ((voxel[1] - c[1]) << 1) | ((voxel[2] - c[2]) << 2);
+        comps[mask][corner as usize & 7]
+    })
+}
+
+/// Per net vertex, whether each label among its cell's eight voxels is one face-connected
+/// group there, so no label needs a second copy of the vertex: the split then skips reading
+/// the four cells of each quad, which is most of its work.
+fn simple_cells(map: &LabelMap, cell_centres_voxel: &[[f32; 3]]) -> Vec<bool> {
+    let dims = map.geometry().dims;
+    let grid = surface_nets::Grid {
+        labels: map.volume.data(),
+        dims,
+    };
+    let comps = surface_nets::corner_components();
+    cell_centres_voxel
+        .par_iter()
+        .map(|c| {
+            // A cell's centre is its lowest corner voxel + 0.5 along each axis.
+            let lo = c.map(|x| (x - 0.5).round() as isize);
+            let l: [u16; 8] = std::array::from_fn(|corner| {
+                grid.at(
+                    lo[0] + (corner & 1) as isize,
+                    lo[1] + ((corner >> 1) & 1) as isize,
+                    lo[2] + ((corner >> 2) & 1) as isize,
+                )
+            });
+            // The background is never a part: its groups do not matter.
+            l.iter().all(|&label| {
+                if label == 0 {
+                    return true;
+                }
+                let mask = l.iter().enumerate().fold(0usize, |m, (corner, &x)| {
+                    m | (usize::from(x == label) << corner)
+                });
+                comps[mask].iter().all(|&c| c == 0)
+            })
+        })
+        .collect()
 }
 
 /// The vertex copies `tris` uses, renumbered from zero.
@@ -452,5 +529,46 @@ fn separate_copies(pos: &mut [[f32; 3]], origin: &[u32], source_count: usize, tr
                 pos[v][d] += 0.2 * (s[d] / s[3] - pos[v][d]);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The split's shortcut (all four cells simple → every copy is the first) agrees with the
+    /// full per-cell computation, on a label map full of voxels touching along edges and at
+    /// corners only.
+    #[test]
+    fn simple_cells_shortcut_matches_the_full_component_lookup() {
+        let g = VolumeGeometry::axis_aligned([14, 13, 12], [1.0; 3], [0.0; 3]).expect("grid");
+        let labels = Volume::from_fn(g, |[i, j, k]| {
+            let h = ((i * 73_856_093) ^ (j * 19_349_663) ^ (k * 83_492_791)) as u32;
+            let h = h.wrapping_mul(2_654_435_761);
+            [0u16, 0, 1, 2, 3][(h >> 16) as usize % 5]
+        });
+        let map = LabelMap::new(labels, crate::volume::LabelTable::new());
+        let net = surface_nets::surface_net(&map.volume, &JobContext::detached()).expect("net");
+        let simple = simple_cells(&map, &net.cell_centres_voxel);
+        assert!(simple.iter().any(|&s| s) && simple.iter().any(|&s| !s));
+        let grid = surface_nets::Grid {
+            labels: map.volume.data(),
+            dims: map.geometry().dims,
+        };
+        let comps = surface_nets::corner_components();
+        let mut checked = 0;
+        for q in &net.quads {
+            if !q.v.iter().all(|&x| simple[x as usize]) {
+                continue;
+            }
+            let cells = quad_cell_labels(&grid, q);
+            for (label, voxel) in [(q.a, q.voxel), (q.b, step(q.voxel, q.axis))] {
+                if label != 0 {
+                    assert_eq!(side_components(comps, &cells, q, label, voxel), [0; 4]);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
     }
 }

@@ -25,23 +25,40 @@ pub struct MeshCheck {
 }
 
 /// Every face corner's edge as (lo << 32 | hi, corner = 3 × face + k), sorted: each run of one
-/// key is the faces around one edge. Sorting beats hashing ~3 entries per face.
+/// key is the faces around one edge. A counting sort by the lower end (corners in order), then
+/// each vertex's few edges by the higher end: the order of a full sort, in linear time.
 fn sorted_edges(mesh: &TriMesh) -> Vec<(u64, u32)> {
-    let mut edges: Vec<(u64, u32)> = mesh
+    let key = |t: &[u32; 3], k: usize| {
+        let (a, b) = (t[k], t[(k + 1) % 3]);
+        (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
+    };
+    let vertex_count = mesh
         .indices
         .par_iter()
-        .enumerate()
-        .flat_map_iter(|(f, t)| {
-            (0..3).map(move |k| {
-                let (a, b) = (t[k], t[(k + 1) % 3]);
-                (
-                    (u64::from(a.min(b)) << 32) | u64::from(a.max(b)),
-                    (3 * f + k) as u32,
-                )
-            })
-        })
-        .collect();
-    edges.par_sort_unstable();
+        .map(|t| t[0].max(t[1]).max(t[2]) as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut start = vec![0u32; vertex_count + 1];
+    for t in &mesh.indices {
+        for k in 0..3 {
+            start[(key(t, k) >> 32) as usize + 1] += 1;
+        }
+    }
+    for v in 0..vertex_count {
+        start[v + 1] += start[v];
+    }
+    let mut edges = vec![(0u64, 0u32); 3 * mesh.indices.len()];
+    for (f, t) in mesh.indices.iter().enumerate() {
+        for k in 0..3 {
+            let e = key(t, k);
+            let slot = &mut start[(e >> 32) as usize];
+            edges[*slot as usize] = (e, (3 * f + k) as u32);
+            *slot += 1;
+        }
+    }
+    edges
+        .par_chunk_by_mut(|x, y| x.0 >> 32 == y.0 >> 32)
+        .for_each(|run| run.sort_unstable());
     edges
 }
 
@@ -628,15 +645,10 @@ fn find(p: &mut [u32], mut x: u32) -> u32 {
 fn corner_classes(mesh: &TriMesh, pair_wedges: bool) -> Vec<u32> {
     let n = mesh.indices.len();
     // (edge key, face, runs lo→hi) sorted by key: the faces around each edge.
-    let mut edges: Vec<(u64, u32, bool)> = Vec::with_capacity(3 * n);
-    for (f, t) in mesh.indices.iter().enumerate() {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            let key = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
-            edges.push((key, f as u32, a < b));
-        }
-    }
-    edges.par_sort_unstable_by_key(|e| (e.0, e.1));
+    let edges: Vec<(u64, u32, bool)> = sorted_edges(mesh)
+        .into_par_iter()
+        .map(|(key, c)| (key, c / 3, runs_up(mesh, c)))
+        .collect();
     let mut parent: Vec<u32> = (0..3 * n as u32).collect();
     let corner = |f: u32, v: u32| -> u32 {
         let t = mesh.indices[f as usize];
@@ -830,6 +842,25 @@ fn pair_faces_around_edge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_sorted_edges_equal_a_full_sort() {
+        // Random faces over few vertices, so edges repeat and some faces are degenerate.
+        let indices: Vec<[u32; 3]> = (0..3000u32)
+            .map(|f| [0, 1, 2].map(|k| (f * 3 + k).wrapping_mul(2_654_435_761) >> 25))
+            .collect();
+        let mesh = TriMesh::new(vec![[0.0; 3]; 128], indices);
+        let mut expected: Vec<(u64, u32)> = Vec::new();
+        for (f, t) in mesh.indices.iter().enumerate() {
+            for k in 0..3 {
+                let (a, b) = (t[k], t[(k + 1) % 3]);
+                let key = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
+                expected.push((key, (3 * f + k) as u32));
+            }
+        }
+        expected.sort_unstable();
+        assert_eq!(sorted_edges(&mesh), expected);
+    }
 
     /// The boundary of a union of unit voxels at integer corners, sharing vertices by
     /// position, outward (faces between two voxels are dropped).

@@ -61,19 +61,47 @@ impl Adjacency {
             }
         }
         drop(fill);
+        // Rows sorted and deduplicated in place, chunks of rows in parallel; then packed.
+        const CHUNK: usize = 8192;
+        let bounds: Vec<usize> = (0..vertex_count.div_ceil(CHUNK))
+            .map(|c| start[c * CHUNK] as usize)
+            .chain(std::iter::once(all.len()))
+            .collect();
+        let mut slices: Vec<&mut [u32]> = Vec::with_capacity(bounds.len());
+        let mut rest: &mut [u32] = &mut all;
+        for w in bounds.windows(2) {
+            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+            slices.push(chunk);
+            rest = tail;
+        }
+        let row_lens: Vec<Vec<u32>> = slices
+            .into_par_iter()
+            .enumerate()
+            .map(|(c, chunk)| {
+                let base = start[c * CHUNK] as usize;
+                let end = ((c + 1) * CHUNK).min(vertex_count);
+                let mut lens = Vec::with_capacity(end - c * CHUNK);
+                for v in c * CHUNK..end {
+                    let row = &mut chunk[start[v] as usize - base..start[v + 1] as usize - base];
+                    row.sort_unstable();
+                    let mut kept = 0;
+                    for i in 0..row.len() {
+                        if i == 0 || row[i] != row[kept - 1] {
+                            row[kept] = row[i];
+                            kept += 1;
+                        }
+                    }
+                    lens.push(kept as u32);
+                }
+                lens
+            })
+            .collect();
         let mut neighbours = Vec::with_capacity(all.len() / 2);
         let mut compact_start = Vec::with_capacity(vertex_count + 1);
         compact_start.push(0u32);
-        for v in 0..vertex_count {
-            let row = &mut all[start[v] as usize..start[v + 1] as usize];
-            row.sort_unstable();
-            let mut last = None;
-            for &w in row.iter() {
-                if last != Some(w) {
-                    neighbours.push(w);
-                    last = Some(w);
-                }
-            }
+        for (v, &kept) in row_lens.iter().flatten().enumerate() {
+            let s = start[v] as usize;
+            neighbours.extend_from_slice(&all[s..s + kept as usize]);
             compact_start.push(neighbours.len() as u32);
         }
         Self {
