@@ -40,12 +40,12 @@ import sys
 import nibabel as nib
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 from scipy import ndimage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_ct_bone as tcb  # noqa: E402
 from train_ct_bone import Graph, SPATIAL, INT64_MAX, cascade, repeat3  # noqa: E402
+from evaluate import largest_component, otsu  # noqa: E402
 
 SEED = 0
 GRID_MM = 2.0
@@ -117,32 +117,11 @@ def front_end(g, wanted):
 
 
 def front_end_model(wanted):
-    g = Graph()
-    feats = front_end(g, wanted)
-    g.nodes.append(helper.make_node("Concat", feats, ["features"], name="features", axis=1))
-    return tcb.model_proto(g, "features", len(feats)), len(feats)
+    return tcb.front_end_model(wanted, build=front_end)
 
 
 def full_model(wanted, w1, b1, w2, b2):
-    g = Graph()
-    feats = front_end(g, wanted)
-    g.nodes.append(helper.make_node("Concat", feats, ["features"], name="features", axis=1))
-    f, h, k = w1.shape[1], w1.shape[0], w2.shape[0]
-    inits = [
-        numpy_helper.from_array(w1.reshape(h, f, 1, 1, 1).astype(np.float32), "hidden.weight"),
-        numpy_helper.from_array(b1.astype(np.float32), "hidden.bias"),
-        numpy_helper.from_array(w2.reshape(k, h, 1, 1, 1).astype(np.float32), "classifier.weight"),
-        numpy_helper.from_array(b2.astype(np.float32), "classifier.bias"),
-    ]
-    # Features are >= 0; this Relu keeps tract from splitting the Conv over the Concat's inputs
-    # (see train_ct_bone.full_model).
-    g.nodes.append(helper.make_node("Relu", ["features"], ["features_kept"], name="features_kept"))
-    g.nodes.append(helper.make_node("Conv", ["features_kept", "hidden.weight", "hidden.bias"],
-                                    ["hidden"], name="hidden", kernel_shape=[1, 1, 1]))
-    g.nodes.append(helper.make_node("Relu", ["hidden"], ["hidden_relu"], name="hidden_relu"))
-    g.nodes.append(helper.make_node("Conv", ["hidden_relu", "classifier.weight", "classifier.bias"],
-                                    ["logits"], name="classifier", kernel_shape=[1, 1, 1]))
-    model = tcb.model_proto(g, "logits", k, inits)
+    model = tcb.full_model(wanted, w1, b1, w2, b2, build=front_end)
     model.graph.name = "fuseprint_brain_mask"
     model.producer_name = "fuseprint training/train_brain_mask.py"
     return model
@@ -372,25 +351,6 @@ def dice(a, b):
 
 
 # ------------------------------------------------------------------ baselines
-
-
-def otsu(values, bins=256):
-    hist, edges = np.histogram(values, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    s0 = np.cumsum(hist * centres)
-    m0 = s0 / np.maximum(w0, 1)
-    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    return centres[int(np.argmax(w0 * w1 * (m0 - m1) ** 2))]
-
-
-def largest_component(mask):
-    lab, n = ndimage.label(mask)
-    if n <= 1:
-        return mask
-    sizes = ndimage.sum(mask, lab, range(1, n + 1))
-    return lab == (1 + int(np.argmax(sizes)))
 
 
 def erode(mask, r_mm, spacing):

@@ -281,9 +281,9 @@ def front_end_model(wanted, build=None):
     return model_proto(g, "features", len(feats)), len(feats)
 
 
-def full_model(wanted, w1, b1, w2, b2):
+def full_model(wanted, w1, b1, w2, b2, build=None):
     g = Graph()
-    feats = front_end(g, wanted)
+    feats = (build or front_end)(g, wanted)
     g.nodes.append(helper.make_node("Concat", feats, ["features"], name="features", axis=1))
     f, h, k = w1.shape[1], w1.shape[0], w2.shape[0]
     inits = [
