@@ -813,8 +813,9 @@ mod tests {
         assert!(field.min_jacobian_determinant() > 0.0);
     }
 
-    #[test]
-    fn metric_gradient_matches_finite_differences() {
+    /// A rigidly moved small phantom at its 4 mm level with `samples` fixed samples, and a
+    /// random field on a 20 mm grid: where both gradient checks run.
+    fn gradient_check_setup(samples: usize) -> (Matrix4<f64>, Level, BSplineDeformation) {
         use crate::registration::phantom::{rigid_about, PhantomSpec, TrueTransform};
         use crate::registration::sampling::Rng;
         let c = Vector3::zeros();
@@ -825,22 +826,27 @@ mod tests {
         let mut spec = PhantomSpec::small(40, 0.5, truth.clone());
         spec.mr_noise = 0.0;
         let ph = spec.generate();
-        let metric = Metric::default();
-        // Smoothed a voxel and a half so the interpolated gradient is close to the exact
-        // derivative of the interpolated image.
-        let level = Level::build(&ph.ct, &ph.mr, 4.0, metric, 20_000, &c, None, 3);
+        let level = Level::build(&ph.ct, &ph.mr, 4.0, Metric::default(), samples, &c, None, 3);
         let mut field = BSplineDeformation::covering(ph.ct.geometry(), 20.0);
         let mut rng = Rng::new(9);
         field
             .coefficients
             .iter_mut()
             .for_each(|v| *v = Vector3::new(rng.normal(), rng.normal(), rng.normal()) * 0.8);
-        let supports = Supports::new(&field, &level);
-        let (_, grad, _) = eval(&field, &level, &supports, &truth.linear, metric, true);
-        // The control points with the most influence, where finite differences are reliable.
+        (truth.linear, level, field)
+    }
+
+    /// `grad` against central differences (step `h`) of `value`, on the 12 control points with
+    /// the largest gradient, where finite differences are reliable: same direction (cosine
+    /// > 0.95) and length within 0.8–1.25.
+    fn assert_gradient_matches_finite_differences(
+        field: &BSplineDeformation,
+        grad: &[Vector3<f64>],
+        h: f64,
+        value: impl Fn(&BSplineDeformation) -> f64,
+    ) {
         let mut order: Vec<usize> = (0..grad.len()).collect();
         order.sort_by(|a, b| grad[*b].norm().total_cmp(&grad[*a].norm()));
-        let h = 0.05;
         let (mut dot, mut n_fd, mut n_an) = (0.0, 0.0, 0.0);
         for &cp in order.iter().take(12) {
             for axis in 0..3 {
@@ -848,9 +854,7 @@ mod tests {
                 plus.coefficients[cp][axis] += h;
                 let mut minus = field.clone();
                 minus.coefficients[cp][axis] -= h;
-                let fp = eval(&plus, &level, &supports, &truth.linear, metric, false).0;
-                let fm = eval(&minus, &level, &supports, &truth.linear, metric, false).0;
-                let fd = (fp - fm) / (2.0 * h);
+                let fd = (value(&plus) - value(&minus)) / (2.0 * h);
                 let an = grad[cp][axis];
                 dot += fd * an;
                 n_fd += fd * fd;
@@ -861,6 +865,19 @@ mod tests {
         let ratio = n_an.sqrt() / n_fd.sqrt().max(1e-300);
         assert!(cosine > 0.95, "cosine {cosine}");
         assert!((0.8..1.25).contains(&ratio), "|analytic| / |fd| = {ratio}");
+    }
+
+    #[test]
+    fn metric_gradient_matches_finite_differences() {
+        // Smoothed a voxel and a half so the interpolated gradient is close to the exact
+        // derivative of the interpolated image.
+        let (linear, level, field) = gradient_check_setup(20_000);
+        let metric = Metric::default();
+        let supports = Supports::new(&field, &level);
+        let (_, grad, _) = eval(&field, &level, &supports, &linear, metric, true);
+        assert_gradient_matches_finite_differences(&field, &grad, 0.05, |f| {
+            eval(f, &level, &supports, &linear, metric, false).0
+        });
     }
 
     /// A B-spline on `spacing_mm` that interpolates `d` at the control points (iterated
@@ -986,50 +1003,13 @@ mod tests {
 
     #[test]
     fn ngf_gradient_matches_finite_differences() {
-        use crate::registration::phantom::{rigid_about, PhantomSpec, TrueTransform};
-        use crate::registration::sampling::Rng;
-        let c = Vector3::zeros();
-        let truth = TrueTransform {
-            linear: rigid_about(&c, [0.0, 0.0, 3.0], [1.0, -1.0, 0.5]),
-            warp: None,
-        };
-        let mut spec = PhantomSpec::small(40, 0.5, truth.clone());
-        spec.mr_noise = 0.0;
-        let ph = spec.generate();
-        let metric = Metric::default();
-        let level = Level::build(&ph.ct, &ph.mr, 4.0, metric, 1000, &c, None, 3);
-        let mut field = BSplineDeformation::covering(ph.ct.geometry(), 20.0);
-        let mut rng = Rng::new(9);
-        field
-            .coefficients
-            .iter_mut()
-            .for_each(|v| *v = Vector3::new(rng.normal(), rng.normal(), rng.normal()) * 0.8);
-        let grid = super::super::ngf::NgfGrid::new(&level, &field, &truth.linear, 1.0);
-        let (value, grad, _) = grid.evaluate(&field, &level, &truth.linear, true);
+        let (linear, level, field) = gradient_check_setup(1000);
+        let grid = super::super::ngf::NgfGrid::new(&level, &field, &linear, 1.0);
+        let (value, grad, _) = grid.evaluate(&field, &level, &linear, true);
         assert!(value > 0.0 && value <= 1.0, "NGF {value}");
-        let mut order: Vec<usize> = (0..grad.len()).collect();
-        order.sort_by(|a, b| grad[*b].norm().total_cmp(&grad[*a].norm()));
-        let h = 0.02;
-        let (mut dot, mut n_fd, mut n_an) = (0.0, 0.0, 0.0);
-        for &cp in order.iter().take(12) {
-            for axis in 0..3 {
-                let mut plus = field.clone();
-                plus.coefficients[cp][axis] += h;
-                let mut minus = field.clone();
-                minus.coefficients[cp][axis] -= h;
-                let fp = grid.evaluate(&plus, &level, &truth.linear, false).0;
-                let fm = grid.evaluate(&minus, &level, &truth.linear, false).0;
-                let fd = (fp - fm) / (2.0 * h);
-                let an = grad[cp][axis];
-                dot += fd * an;
-                n_fd += fd * fd;
-                n_an += an * an;
-            }
-        }
-        let cosine = dot / (n_fd.sqrt() * n_an.sqrt()).max(1e-300);
-        let ratio = n_an.sqrt() / n_fd.sqrt().max(1e-300);
-        assert!(cosine > 0.95, "cosine {cosine}");
-        assert!((0.8..1.25).contains(&ratio), "|analytic| / |fd| = {ratio}");
+        assert_gradient_matches_finite_differences(&field, &grad, 0.02, |f| {
+            grid.evaluate(f, &level, &linear, false).0
+        });
     }
 
     #[test]

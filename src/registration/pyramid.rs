@@ -222,10 +222,11 @@ impl GradientImage {
         }
     }
 
-    /// Value and world-space gradient at a continuous voxel position; `None` outside
-    /// `[0, n − 1]` on any axis (no extrapolation, as ITK's metrics do).
+    /// The trilinear cell around a continuous voxel position: the index of its first corner, the
+    /// steps to the next corner along i, j, k (0 on an axis one voxel thick) and the fractions
+    /// within the cell; `None` outside `[0, n − 1]` on any axis.
     #[inline]
-    pub fn sample(&self, p: [f64; 3]) -> Option<(f64, Vector3<f64>)> {
+    fn cell(&self, p: [f64; 3]) -> Option<(usize, [usize; 3], [f64; 3])> {
         let d = self.dims;
         let mut base = [0usize; 3];
         let mut frac = [0f64; 3];
@@ -246,6 +247,14 @@ impl GradientImage {
         let sj = if d[1] > 1 { d[0] } else { 0 };
         let sk = if d[2] > 1 { d[0] * d[1] } else { 0 };
         let i0 = base[0] + d[0] * (base[1] + d[1] * base[2]);
+        Some((i0, [si, sj, sk], frac))
+    }
+
+    /// Value and world-space gradient at a continuous voxel position; `None` outside
+    /// `[0, n − 1]` on any axis (no extrapolation, as ITK's metrics do).
+    #[inline]
+    pub fn sample(&self, p: [f64; 3]) -> Option<(f64, Vector3<f64>)> {
+        let (i0, [si, sj, sk], frac) = self.cell(p)?;
         let t = &self.texels;
         let [fx, fy, fz] = frac.map(|f| f as f32);
         let lerp4 = |a: &[f32; 4], b: &[f32; 4], w: f32| -> [f32; 4] {
@@ -276,26 +285,7 @@ impl GradientImage {
     /// finite-difference one.
     #[inline]
     pub fn sample_exact(&self, p: [f64; 3]) -> Option<(f64, Vector3<f64>)> {
-        let d = self.dims;
-        let mut base = [0usize; 3];
-        let mut frac = [0f64; 3];
-        for a in 0..3 {
-            let c = p[a];
-            let max = (d[a] - 1) as f64;
-            if !(c >= 0.0 && c <= max) {
-                return None;
-            }
-            if d[a] == 1 {
-                continue;
-            }
-            let f = c.floor().min(max - 1.0);
-            base[a] = f as usize;
-            frac[a] = c - f;
-        }
-        let si = usize::from(d[0] > 1);
-        let sj = if d[1] > 1 { d[0] } else { 0 };
-        let sk = if d[2] > 1 { d[0] * d[1] } else { 0 };
-        let i0 = base[0] + d[0] * (base[1] + d[1] * base[2]);
+        let (i0, [si, sj, sk], frac) = self.cell(p)?;
         let t = &self.texels;
         let v = |o: usize| t[i0 + o][0] as f64;
         let c = [
