@@ -8,6 +8,7 @@
 //! meshes once per [`MeshScene::key`].
 
 use super::four_view::SceneView;
+use super::gpu::cleared_colour_pass;
 use super::picture::{picture_bind_group, picture_pipeline, picture_texture};
 use super::viewport_meshes::ViewportMeshes;
 use super::{
@@ -326,22 +327,7 @@ impl FourViewResources {
             return;
         };
         {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("four-view cell"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &picture.view,
-                    resolve_target: None,
-                    depth_slice: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
+            let mut pass = cleared_colour_pass(&mut encoder, "four-view cell", &picture.view);
             self.scene.paint(&mut pass, view);
         }
         // Submitted now: the next cell rewrites the same raycaster's uniforms.

@@ -17,6 +17,7 @@ use wgpu::util::DeviceExt;
 
 use super::colormap::{lut_rows, Colormap, LUT_SIZE};
 use super::fusion::{Fusion, LayerStyle, Window};
+use super::gpu::cleared_colour_pass;
 use super::{GpuContext, OffscreenTarget, RenderError};
 use crate::volume::{LabelMap, Volume, VolumeGeometry};
 
@@ -542,22 +543,7 @@ impl SliceRenderer {
         self.prepare(&ctx.queue, &params)?;
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("slice pass"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &target.color_view,
-                    resolve_target: None,
-                    depth_slice: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
+            let mut pass = cleared_colour_pass(&mut encoder, "slice pass", &target.color_view);
             self.paint(&mut pass);
         }
         ctx.queue.submit([encoder.finish()]);
