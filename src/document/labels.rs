@@ -343,12 +343,9 @@ mod tests {
             .count()
     }
 
-    #[test]
-    fn a_snapshot_shares_the_map_until_an_edit_copies_it() {
-        let mut layer = layer();
-        // What a save or a job takes: the same map, no voxel copied.
-        let snapshot = Arc::clone(&layer.map);
-        assert!(Arc::ptr_eq(&snapshot, &layer.map));
+    /// Paints label 3 with a 2 mm brush at (10, 10) on the axial slice at z = 8 mm; returns
+    /// the voxels changed.
+    fn paint_dab(layer: &mut LabelLayer) -> usize {
         let settings = ToolSettings {
             brush_radius_mm: 2.0,
             active_label: 3,
@@ -359,7 +356,16 @@ mod tests {
             points: vec![[10.0, 10.0, 8.0]],
             tool: Tool::Brush,
         };
-        apply_edit(&mut layer, None, &settings, &edit).expect("painted");
+        apply_edit(layer, None, &settings, &edit).expect("painted")
+    }
+
+    #[test]
+    fn a_snapshot_shares_the_map_until_an_edit_copies_it() {
+        let mut layer = layer();
+        // What a save or a job takes: the same map, no voxel copied.
+        let snapshot = Arc::clone(&layer.map);
+        assert!(Arc::ptr_eq(&snapshot, &layer.map));
+        paint_dab(&mut layer);
         assert!(!Arc::ptr_eq(&snapshot, &layer.map), "the edit wrote a copy");
         assert_eq!(count(&layer, 3), 13);
         assert!(
@@ -377,17 +383,7 @@ mod tests {
     #[test]
     fn a_stroke_paints_a_disk_on_one_slice_and_undo_restores_the_map() {
         let mut layer = layer();
-        let settings = ToolSettings {
-            brush_radius_mm: 2.0,
-            active_label: 3,
-            ..Default::default()
-        };
-        let edit = Edit::Stroke {
-            axis: ViewAxis::Axial,
-            points: vec![[10.0, 10.0, 8.0]],
-            tool: Tool::Brush,
-        };
-        let changed = apply_edit(&mut layer, None, &settings, &edit).expect("painted");
+        let changed = paint_dab(&mut layer);
         // Voxel centres within 2 mm of (10, 10) on a 1 mm grid: the 13-voxel digital disk.
         assert_eq!(changed, 13);
         assert_eq!(count(&layer, 3), 13);
