@@ -5,7 +5,7 @@
 mod common;
 mod ui_harness;
 use common::shared_data;
-use ui_harness::step_until;
+use ui_harness::{step_until, wait_for_sample};
 
 use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::kittest::Queryable;
@@ -38,13 +38,10 @@ fn harness() -> Harness<'static, App> {
         .build_eframe(|cc| App::with_backend(cc, BackendRequest::Tract))
 }
 
-/// Steps the UI until `done` holds: jobs finish on worker threads and wake the UI.
-/// The step cap only guards against a hang; it is not a speed requirement.
+/// The window with the bundled sample study loaded.
 fn sample_loaded() -> Harness<'static, App> {
     let mut h = harness();
-    step_until(&mut h, "the sample study loaded", |app| {
-        app.document().volumes.len() == 2 && !app.is_loading()
-    });
+    wait_for_sample(&mut h);
     h
 }
 
@@ -446,9 +443,7 @@ fn four_views_maximise_on_double_click_and_come_back_with_m() {
         .with_step_dt(1.0 / 30.0)
         .wgpu()
         .build_eframe(|cc| App::with_backend(cc, BackendRequest::Tract));
-    step_until(&mut h, "the sample study loaded", |app| {
-        app.document().volumes.len() == 2 && !app.is_loading()
-    });
+    wait_for_sample(&mut h);
     let three_d = h.get_by_label("3D view").rect();
     assert!(
         three_d.width() > 100.0,

@@ -9,7 +9,7 @@ use egui_kittest::Harness;
 use fuseprint::app::App;
 use fuseprint::render::four_view::pyramid_layout;
 use fuseprint::ui::four_view::DEFAULT_SPEED_DEG_PER_S;
-use ui_harness::step_until;
+use ui_harness::wait_for_sample;
 
 const WINDOW: Vec2 = Vec2::new(1200.0, 800.0);
 
@@ -18,9 +18,7 @@ fn four_view_open() -> Harness<'static, App> {
         .with_size(WINDOW)
         .wgpu()
         .build_eframe(|cc| App::new(cc));
-    step_until(&mut h, "the sample study loaded", |app| {
-        app.document().volumes.len() == 2 && !app.is_loading()
-    });
+    wait_for_sample(&mut h);
     h.get_by_label("View").click();
     h.run_steps(2);
     assert!(!h.state().ui_state().four_view().is_open());

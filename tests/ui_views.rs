@@ -11,7 +11,7 @@ use fuseprint::document::{
     ViewAxis,
 };
 use fuseprint::render::RenderMode;
-use ui_harness::step_until;
+use ui_harness::{step_until, wait_for_sample};
 
 const WINDOW: Vec2 = Vec2::new(1200.0, 760.0);
 /// The sample CT is 160 voxels of 1.2 mm across, centred on the world origin.
@@ -22,9 +22,7 @@ fn sample_loaded() -> Harness<'static, App> {
         .with_size(WINDOW)
         .wgpu()
         .build_eframe(|cc| App::new(cc));
-    step_until(&mut h, "the sample study loaded", |app| {
-        app.document().volumes.len() == 2 && !app.is_loading()
-    });
+    wait_for_sample(&mut h);
     h
 }
 

@@ -28,3 +28,11 @@ pub fn step_until_settled(
 pub fn step_until(h: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
     step_until_settled(h, what, 3, done);
 }
+
+/// Steps until the bundled sample study (CT + MR) has loaded.
+#[allow(dead_code)] // not every UI test binary starts from the sample
+pub fn wait_for_sample(h: &mut Harness<'static, App>) {
+    step_until(h, "the sample study loaded", |app| {
+        app.document().volumes.len() == 2 && !app.is_loading()
+    });
+}
