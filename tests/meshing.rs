@@ -147,6 +147,27 @@ fn label_map(g: VolumeGeometry, f: impl Fn([usize; 3]) -> u16 + Sync) -> LabelMa
     LabelMap::new(Volume::from_fn(g, f), LabelTable::new())
 }
 
+/// A label map on a 40 mm cube of 1 mm voxels whose label depends only on the distance (mm)
+/// from its centre, meshed with the default parameters.
+fn concentric_labels(
+    label_at: impl Fn(f64) -> u16 + Sync,
+) -> (LabelMap, Vec<meshing::LabelSurface>) {
+    let g = grid(40, 1.0);
+    let c = g.center_world();
+    let g2 = g.clone();
+    let map = label_map(g, move |[i, j, k]| {
+        label_at((g2.world_from_voxel_point([i as f64, j as f64, k as f64]) - c).norm())
+    });
+    let parts = meshing::label_surfaces(
+        &map,
+        None,
+        &MeshingParams::default(),
+        &JobContext::detached(),
+    )
+    .expect("mesh");
+    (map, parts)
+}
+
 #[test]
 fn touching_cubes_share_their_wall() {
     let g = grid(20, 1.0);
@@ -246,11 +267,7 @@ fn constrained_smoothing_keeps_two_voxel_plate() {
 fn a_label_around_another_keeps_its_cavity_out_of_its_volume() {
     // Label 1: a shell between radii 6 and 15 mm; label 2 fills the cavity. Label 1's mesh
     // has an inner wall that must face into the cavity, so its volume is the shell's only.
-    let g = grid(40, 1.0);
-    let c = g.center_world();
-    let g2 = g.clone();
-    let map = label_map(g, move |[i, j, k]| {
-        let r = (g2.world_from_voxel_point([i as f64, j as f64, k as f64]) - c).norm();
+    let (map, parts) = concentric_labels(|r| {
         if r < 6.0 {
             2
         } else if r < 15.0 {
@@ -259,13 +276,6 @@ fn a_label_around_another_keeps_its_cavity_out_of_its_volume() {
             0
         }
     });
-    let parts = meshing::label_surfaces(
-        &map,
-        None,
-        &MeshingParams::default(),
-        &JobContext::detached(),
-    )
-    .expect("mesh");
     let report = meshing::accuracy_report(&map, &parts, 0.5);
     for p in &report.parts {
         assert!(p.check.watertight && p.check.manifold, "{p:?}");
@@ -287,19 +297,7 @@ fn a_label_around_another_keeps_its_cavity_out_of_its_volume() {
 
 #[test]
 fn labelled_sphere_report_within_half_voxel() {
-    let g = grid(40, 1.0);
-    let c = g.center_world();
-    let g2 = g.clone();
-    let map = label_map(g, move |[i, j, k]| {
-        ((g2.world_from_voxel_point([i as f64, j as f64, k as f64]) - c).norm() < 14.0) as u16
-    });
-    let parts = meshing::label_surfaces(
-        &map,
-        None,
-        &MeshingParams::default(),
-        &JobContext::detached(),
-    )
-    .expect("mesh");
+    let (map, parts) = concentric_labels(|r| (r < 14.0) as u16);
     let report = meshing::accuracy_report(&map, &parts, 0.5);
     let p = &report.parts[0];
     assert!(p.check.watertight, "{:?}", p.check);
