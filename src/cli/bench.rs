@@ -297,7 +297,7 @@ fn run_ui_bench(args: BenchUiArgs) -> anyhow::Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let load_before = load_average();
+    let load_before = io::load_average().ok();
     let result = bench_ui(args.frames, job, args.scroll).map_err(|e| anyhow::anyhow!(e))?;
     let row = |name: &str, t: &crate::app::FrameTimes| {
         let (ui_med, ui_p95, ui_max) = spread(&t.ui_ms);
@@ -322,32 +322,9 @@ fn run_ui_bench(args: BenchUiArgs) -> anyhow::Result<()> {
     // Other programs on the machine change these figures: say how busy it was.
     println!(
         "process CPU {} (user + system, all threads); load average before {}, after {}",
-        process_cpu_secs().map_or("unknown".to_string(), |s| format!("{s:.1} s")),
+        io::cpu_seconds().map_or("unknown".to_string(), |s| format!("{s:.1} s")),
         load_before.as_deref().unwrap_or("unknown"),
-        load_average().as_deref().unwrap_or("unknown"),
+        io::load_average().as_deref().unwrap_or("unknown"),
     );
     Ok(())
-}
-
-/// The 1, 5 and 15-minute load averages (Linux).
-fn load_average() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    Some(
-        text.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
-}
-
-/// CPU seconds this process has used (Linux `/proc/self/stat`: utime + stime, in the
-/// kernel's fixed 100 Hz user-visible clock ticks).
-fn process_cpu_secs() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is parenthesised and may hold spaces.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
