@@ -154,7 +154,7 @@ fn view_tab_sets_the_3d_views_transfer_function_projection_and_crop() {
     }
     let [lo, hi] = frame.clip_box_world.expect("cropped");
     let ct = &h.state().document().volumes[0].image.volume;
-    let bounds = fuseprint::render::egui_bridge::volume_bounds_world(ct);
+    let bounds = fuseprint::render::volume_bounds_world(ct);
     assert!((lo.z - (bounds[0].z + bounds[1].z) / 2.0).abs() < 1e-6);
     assert!((hi.z - bounds[1].z).abs() < 1e-6 && (lo.x - bounds[0].x).abs() < 1e-6);
     h.get_by_label("Reset crop").click();

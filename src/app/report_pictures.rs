@@ -4,10 +4,10 @@
 
 use crate::document::project::Project;
 use crate::export::report::ReportImage;
-use crate::render::egui_bridge::volume_bounds_world;
 use crate::render::{
-    render_image, upload_volume, Camera, GpuContext, MeshRenderer, OffscreenTarget, RaycastParams,
-    Raycaster, RgbaImage, SceneView, StandardView, TransferFunction,
+    render_image, upload_volume, volume_bounds_world, Camera, GpuContext, MeshRenderer,
+    OffscreenTarget, RaycastParams, Raycaster, RgbaImage, SceneView, StandardView,
+    TransferFunction,
 };
 use crate::volume::{Modality, Rgba, TriMesh};
 use nalgebra::Point3;

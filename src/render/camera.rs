@@ -10,6 +10,7 @@
 //!   [`StandardView::Inferior`]).
 //! - Clip space is wgpu's: x, y in −1..1 (y up), depth 0 (near) .. 1 (far).
 
+use crate::volume::Volume;
 use nalgebra::{Matrix4, Point3, Vector3, Vector4};
 
 /// How the scene is projected onto the screen.
@@ -309,6 +310,28 @@ impl Camera {
         self.near_mm = (self.distance_mm - radius).max(self.distance_mm * 1e-3);
         self.far_mm = self.distance_mm + radius;
     }
+}
+
+/// World bounding box (LPS mm) of a volume's voxels, outer faces included.
+pub fn volume_bounds_world(volume: &Volume<f32>) -> [Point3<f64>; 2] {
+    let g = volume.geometry();
+    let [nx, ny, nz] = g.dims.map(|d| d as f64 - 0.5);
+    let (mut lo, mut hi) = (
+        Point3::new(f64::INFINITY, f64::INFINITY, f64::INFINITY),
+        Point3::new(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
+    );
+    for i in [-0.5, nx] {
+        for j in [-0.5, ny] {
+            for k in [-0.5, nz] {
+                let c = g.world_from_voxel_point([i, j, k]);
+                for a in 0..3 {
+                    lo[a] = lo[a].min(c[a]);
+                    hi[a] = hi[a].max(c[a]);
+                }
+            }
+        }
+    }
+    [lo, hi]
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! [`VolumeView`] to [`volume_callback`]. The volume is uploaded once per `volume_id`, the
 //! meshes once per [`MeshScene::key`].
 
+use super::camera::volume_bounds_world;
 use super::four_view::SceneView;
 use super::gpu::cleared_colour_pass;
 use super::picture::{picture_bind_group, picture_pipeline, picture_texture};
@@ -164,28 +165,6 @@ struct Callback {
 /// A paint callback drawing `view` into `rect` of the current egui frame.
 pub fn volume_callback(rect: egui::Rect, view: VolumeView) -> egui::PaintCallback {
     egui_wgpu::Callback::new_paint_callback(rect, Callback { view, rect })
-}
-
-/// World bounding box (LPS mm) of a volume's voxels, outer faces included.
-pub fn volume_bounds_world(volume: &Volume<f32>) -> [Point3<f64>; 2] {
-    let g = volume.geometry();
-    let [nx, ny, nz] = g.dims.map(|d| d as f64 - 0.5);
-    let (mut lo, mut hi) = (
-        Point3::new(f64::INFINITY, f64::INFINITY, f64::INFINITY),
-        Point3::new(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
-    );
-    for i in [-0.5, nx] {
-        for j in [-0.5, ny] {
-            for k in [-0.5, nz] {
-                let c = g.world_from_voxel_point([i, j, k]);
-                for a in 0..3 {
-                    lo[a] = lo[a].min(c[a]);
-                    hi[a] = hi[a].max(c[a]);
-                }
-            }
-        }
-    }
-    [lo, hi]
 }
 
 fn camera_for(volume: &Volume<f32>, view: &VolumeView, aspect: f64) -> Camera {

@@ -21,7 +21,7 @@ pub mod transfer;
 pub mod viewport_meshes;
 pub mod volume_texture;
 
-pub use camera::{Camera, Projection, Ray, StandardView};
+pub use camera::{volume_bounds_world, Camera, Projection, Ray, StandardView};
 pub use colormap::Colormap;
 pub use error::RenderError;
 pub use four_view::{

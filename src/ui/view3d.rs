@@ -5,7 +5,8 @@ use super::theme;
 use crate::document::{
     Command, Document, Projection3d, RampEdit, SceneContent, TfPoint, ViewKind, ViewSettings,
 };
-use crate::render::egui_bridge::{volume_bounds_world, volume_callback, MeshScene, VolumeView};
+use crate::render::egui_bridge::{volume_callback, MeshScene, VolumeView};
+use crate::render::volume_bounds_world;
 use crate::render::{ControlPoint, RenderMode, TransferFunction, ValueDomain};
 use crate::volume::Volume;
 use egui::{Rect, Sense, Vec2};
