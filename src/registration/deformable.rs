@@ -937,6 +937,7 @@ mod tests {
         let ridge = 1e-6 * points.len() as f64 / f.coefficients.len() as f64;
         let apply = |c: &[Vector3<f64>]| -> Vec<Vector3<f64>> {
             let at: Vec<Vector3<f64>> = (0..points.len())
+                .into_par_iter()
                 .map(|n| match supports.first[n] {
                     Some(first) => displacement_at(c, f.dims, first as usize, &supports.weights[n]),
                     None => Vector3::zeros(),
@@ -953,7 +954,7 @@ mod tests {
         let mut r = scatter_to_coefficients(&f, &supports, &target);
         let mut p = r.clone();
         let mut rr = dot(&r, &r);
-        for _ in 0..400 {
+        for _ in 0..200 {
             let ap = apply(&p);
             let alpha = rr / dot(&p, &ap).max(1e-300);
             x.iter_mut().zip(&p).for_each(|(x, p)| *x += p * alpha);
@@ -984,7 +985,7 @@ mod tests {
         let ph = PhantomSpec::small(8, 1.0, spec.truth.clone()).generate();
         let points = ph.target_points(5.0);
         // Denser points to fit on than to measure at, so the fit cannot hide between them.
-        let dense = ph.target_points(2.5);
+        let dense = ph.target_points(3.0);
         let before = target_registration_error(&points, |p| *p, |p| p + warp.displacement(p));
         let mut floors = Vec::new();
         for spacing in [48.0, 32.0, 24.0, 16.0] {
