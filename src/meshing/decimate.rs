@@ -1,12 +1,13 @@
 //! Quadric-error edge collapse (Garland & Heckbert 1997) with the link condition, so a
 //! manifold stays manifold, and a normal check, so no face flips over.
 //!
-//! Collapses run in a few passes rather than from one global priority queue: each pass
-//! shares the collapses still needed out among blocks of the surface by where the cheapest
-//! edges are, and each block runs the classic greedy algorithm on its own queue, in
-//! parallel (see [`decimate_timed`]). Faces are renamed in place and a survivor's faces are
-//! found through the chain of vertices merged into it, so the checks of every collapse see
-//! the current surface and the cost of every edge collapsed is exact.
+//! Collapses run in passes rather than from one global priority queue: each pass ranks the
+//! edges by cost, then collapses the cheapest in order (blocks of the surface in parallel,
+//! see [`decimate_timed`]), skipping any edge with an end that an earlier collapse of the
+//! same pass moved (the survivor) or removed. Faces are renamed in
+//! place, so any other vertex's faces are still its pass-start faces minus the removed ones:
+//! the checks of every collapse see the current surface, and the cost of every edge a pass
+//! collapses is exact. An edge's cost is recomputed only when a collapse moved one of its ends.
 
 use super::{MeshingError, StageTimes};
 use crate::jobs::JobContext;
@@ -93,6 +94,42 @@ fn best_point(q: &Quadric, a: [f64; 3], b: [f64; 3]) -> ([f64; 3], f64) {
         .map(|p| (p, eval(q, p).max(0.0)))
         .min_by(|x, y| x.1.total_cmp(&y.1))
         .unwrap_or((mid, 0.0))
+}
+
+/// Sorts by cost, cheapest first: an LSD radix sort on the cost's bits (costs are ≥ 0, so
+/// their IEEE bits order like the values), linear where a comparison sort is not.
+fn sort_by_cost(items: &mut Vec<Candidate>, scratch: &mut Vec<Candidate>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    scratch.clear();
+    scratch.resize(
+        items.len(),
+        Candidate {
+            cost: 0.0,
+            u: 0,
+            v: 0,
+        },
+    );
+    for pass in 0..32u32.div_ceil(BITS) {
+        let shift = pass * BITS;
+        let digit = |c: &Candidate| ((c.cost.abs().to_bits() >> shift) as usize) & (BUCKETS - 1);
+        let mut count = vec![0usize; BUCKETS + 1];
+        for c in items.iter() {
+            count[digit(c) + 1] += 1;
+        }
+        if count.iter().any(|&n| n == items.len()) {
+            continue; // every key has this digit: the pass would not move anything
+        }
+        for d in 0..BUCKETS {
+            count[d + 1] += count[d];
+        }
+        for c in items.iter() {
+            let slot = &mut count[digit(c)];
+            scratch[*slot] = *c;
+            *slot += 1;
+        }
+        std::mem::swap(items, scratch);
+    }
 }
 
 /// About the `take`-th smallest of the `valid` (non-NaN) costs, from an evenly strided
@@ -202,6 +239,13 @@ fn face_plane(pos: &[[f64; 3]], t: [u32; 3]) -> [f64; 4] {
     }
 }
 
+#[derive(Clone, Copy)]
+struct Candidate {
+    cost: f32,
+    u: u32,
+    v: u32,
+}
+
 fn collapse_point(pos: &[[f64; 3]], quadric: &[Quadric], u: u32, v: u32) -> ([f64; 3], f64) {
     let mut q = quadric[u as usize];
     add(&mut q, &quadric[v as usize]);
@@ -211,20 +255,11 @@ fn collapse_point(pos: &[[f64; 3]], quadric: &[Quadric], u: u32, v: u32) -> ([f6
 /// Why a collapse did not happen.
 #[derive(PartialEq)]
 enum Refused {
-    /// It would break the surface, or an end is gone: drop it.
+    /// It would break the surface (or an end was locked): skip it this pass.
     Illegal,
-    /// Its neighbourhood reaches outside this block: leave it to a pass with other seams.
+    /// Its neighbourhood reaches outside this block: leave it to the serial sweep.
     Foreign,
 }
-
-/// End of a chain; in `tail`, a vertex removed this pass.
-const NONE: u32 = u32::MAX;
-
-/// A collapse waiting in a block's queue, cheapest first: the cost's bits (costs are ≥ 0, so
-/// their bits order like the values), the ends, and the sum of the ends' versions when it
-/// was costed; a collapse that moves an end bumps its version, so the entry is then stale.
-/// Ties break on the ends, so the order never depends on scheduling.
-type Queued = std::cmp::Reverse<(u32, u32, u32, u32)>;
 
 /// One block's share of the per-vertex state: vertices `lo..lo + pos.len()`. A block may
 /// collapse an edge only when every vertex around both ends is its own, so the faces it
@@ -234,15 +269,9 @@ struct Block<'a> {
     lo: u32,
     pos: &'a mut [[f64; 3]],
     quadric: &'a mut [Quadric],
-    /// Survivors of this pass's collapses: their edges need a new cost next pass.
-    moved: &'a mut [bool],
-    /// The vertices collapsed into a survivor this pass hang in a chain from it, so its live
-    /// faces are the live faces of the pass-start rows along its chain: a survivor may
-    /// collapse again in the same pass without rebuilding the vertex→face table.
-    next: &'a mut [u32],
-    /// The last vertex of each survivor's chain; [`NONE`] for a vertex removed this pass.
-    tail: &'a mut [u32],
-    version: &'a mut [u32],
+    /// Survivors and removed vertices of this pass's collapses: their rows of the pass-start
+    /// vertex→face table are stale, and edges at a survivor need a new cost.
+    locked: &'a mut [bool],
     /// Scratch neighbour lists and face rings, reused across collapses.
     nu: Vec<u32>,
     nv: Vec<u32>,
@@ -263,29 +292,16 @@ impl Block<'_> {
         self.pos[self.at(v)]
     }
 
-    fn removed(&self, v: u32) -> bool {
-        self.tail[self.at(v)] == NONE
-    }
-
-    fn stamp(&self, u: u32, v: u32) -> u32 {
-        self.version[self.at(u)].wrapping_add(self.version[self.at(v)])
-    }
-
-    /// The live faces around `v` (owned, not removed): those of the pass-start rows along
-    /// its chain, loaded once so the checks and the renaming of one collapse do not read
-    /// each face again. A live face in such a row has had its chain member renamed to `v`.
-    fn ring_into(&self, faces: &[Face], inc: &Incidence, v: u32, out: &mut Vec<(u32, [u32; 3])>) {
+    /// The live faces around `v` (its pass-start row minus the removed ones), loaded once so
+    /// the checks and the renaming of one collapse do not read each face again.
+    fn ring_into(faces: &[Face], inc: &Incidence, v: u32, out: &mut Vec<(u32, [u32; 3])>) {
         out.clear();
-        let mut w = v;
-        while w != NONE {
-            out.extend(
-                inc.of(w)
-                    .iter()
-                    .map(|&f| (f, load(&faces[f as usize])))
-                    .filter(|(_, t)| t[0] != DEAD),
-            );
-            w = self.next[self.at(w)];
-        }
+        out.extend(
+            inc.of(v)
+                .iter()
+                .map(|&f| (f, load(&faces[f as usize])))
+                .filter(|(_, t)| t[0] != DEAD),
+        );
     }
 
     fn neighbours_into(ring: &[(u32, [u32; 3])], v: u32, out: &mut Vec<u32>) {
@@ -308,12 +324,12 @@ impl Block<'_> {
         if !self.owns(u) || !self.owns(v) {
             return Err(Refused::Foreign);
         }
-        if self.removed(u) || self.removed(v) {
+        if self.locked[self.at(u)] || self.locked[self.at(v)] {
             return Err(Refused::Illegal);
         }
         let mut ru = std::mem::take(&mut self.ru);
         let mut rv = std::mem::take(&mut self.rv);
-        self.ring_into(faces, inc, u, &mut ru);
+        Self::ring_into(faces, inc, u, &mut ru);
         let verdict = self.check_collapse(faces, inc, u, v, &ru, &mut rv);
         if let Ok(p) = verdict {
             for &(f, t) in &rv {
@@ -328,13 +344,8 @@ impl Block<'_> {
             let (iu, iv) = (self.at(u), self.at(v));
             add(&mut self.quadric[iu], &qv);
             self.pos[iu] = p;
-            self.moved[iu] = true;
-            let last = self.tail[iu];
-            let at_last = self.at(last);
-            self.next[at_last] = v;
-            self.tail[iu] = self.tail[iv];
-            self.tail[iv] = NONE;
-            self.version[iu] = self.version[iu].wrapping_add(1);
+            self.locked[iu] = true;
+            self.locked[iv] = true;
         }
         self.ru = ru;
         self.rv = rv;
@@ -363,9 +374,9 @@ impl Block<'_> {
             }
         }
         if shared_count != 2 {
-            return Err(Refused::Illegal); // boundary edge, or no longer an edge: leave it
+            return Err(Refused::Illegal); // boundary edge: leave it
         }
-        self.ring_into(faces, inc, v, rv);
+        Self::ring_into(faces, inc, v, rv);
         let mut nu = std::mem::take(&mut self.nu);
         let mut nv = std::mem::take(&mut self.nv);
         Self::neighbours_into(ru, u, &mut nu);
@@ -431,66 +442,6 @@ impl Block<'_> {
         }
         true
     }
-
-    /// Queues the edges at survivor `u` (its neighbours are the ends' old neighbours) whose
-    /// other end is this block's, with their new cost, if under `ceiling`.
-    fn requeue_around(&self, u: u32, v: u32, ceiling: f32, queue: &mut Vec<Queued>) {
-        let others = self.nu.iter().filter(|&&w| w != v).chain(
-            self.nv
-                .iter()
-                .filter(|&&w| w != u && self.nu.binary_search(&w).is_err()),
-        );
-        for &w in others {
-            if !self.owns(w) || self.removed(w) {
-                continue;
-            }
-            let mut q = self.quadric[self.at(u)];
-            add(&mut q, &self.quadric[self.at(w)]);
-            let cost = best_point(&q, self.p(u), self.p(w)).1 as f32;
-            if cost <= ceiling {
-                queue.push(std::cmp::Reverse((cost.to_bits(), u, w, self.stamp(u, w))));
-            }
-        }
-    }
-
-    /// Collapses the block's cheapest edges, cheapest first, each survivor's new edges
-    /// joining the queue, until `quota` collapses; returns how many it made.
-    fn run(
-        &mut self,
-        faces: &[Face],
-        inc: &Incidence,
-        queued: Vec<Queued>,
-        quota: usize,
-        ceiling: f32,
-        ctx: &JobContext,
-    ) -> Result<usize, MeshingError> {
-        let mut heap = std::collections::BinaryHeap::from(queued);
-        let mut fresh = Vec::new();
-        let mut collapsed = 0;
-        let mut popped = 0usize;
-        while collapsed < quota {
-            let Some(std::cmp::Reverse((_, u, v, stamp))) = heap.pop() else {
-                break;
-            };
-            popped += 1;
-            if popped % 65536 == 0 {
-                ctx.check_cancelled()?;
-            }
-            if !self.owns(u) || !self.owns(v) || self.removed(u) || self.removed(v) {
-                continue;
-            }
-            if self.stamp(u, v) != stamp {
-                continue; // an end moved since: its edges were queued again with new costs
-            }
-            if self.try_collapse(faces, inc, u, v).is_ok() {
-                collapsed += 1;
-                fresh.clear();
-                self.requeue_around(u, v, ceiling, &mut fresh);
-                heap.extend(fresh.drain(..));
-            }
-        }
-        Ok(collapsed)
-    }
 }
 
 /// Vertices per block in a pass's parallel phase: small enough for every thread to get
@@ -498,35 +449,6 @@ impl Block<'_> {
 fn block_len(vertex_count: usize) -> usize {
     let blocks = 4 * rayon::current_num_threads().max(1);
     vertex_count.div_ceil(blocks).max(4096)
-}
-
-/// Block boundaries over `0..n`: the first block is `offset` long (when not zero), the
-/// others `block`, so alternating offsets puts the seams of one pass inside the blocks of
-/// the next.
-fn block_bounds(n: usize, block: usize, offset: usize) -> Vec<usize> {
-    let mut b = vec![0];
-    let mut at = if offset > 0 && offset < n {
-        offset
-    } else {
-        block
-    };
-    while at < n {
-        b.push(at);
-        at += block;
-    }
-    b.push(n);
-    b
-}
-
-/// `s` cut at `bounds` (as from [`block_bounds`]).
-fn split_at_bounds<'a, T>(mut s: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
-    let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
-    for w in bounds.windows(2) {
-        let (head, rest) = std::mem::take(&mut s).split_at_mut(w[1] - w[0]);
-        out.push(head);
-        s = rest;
-    }
-    out
 }
 
 /// Decimates a closed (or mostly closed) mesh; boundary edges are never collapsed.
@@ -541,12 +463,9 @@ pub fn decimate(
 /// [`decimate`], adding the time of each step to `times`.
 ///
 /// Vertices are split into blocks of consecutive ids (extraction emits them slab by slab, so
-/// a block is a slab of the surface). Each pass costs the edges whose ends moved, gives each
-/// block a quota (its share of the cheapest edges still to collapse), and the blocks then
-/// run greedy quadric decimation in parallel, each from its own queue, survivors collapsing
-/// again as their new edges come up. Edges whose neighbourhood crosses a seam wait for the
-/// next pass, whose seams lie elsewhere; a pass that gets little done is followed by one
-/// over the whole surface as a single block.
+/// a block is a slab of the surface). Each pass ranks the edges, then the blocks collapse the
+/// cheapest of their own edges in parallel, and a serial sweep in cost order takes what they
+/// left: edges near a seam, then costlier ones until the pass has its quota.
 pub fn decimate_timed(
     mesh: &TriMesh,
     target: DecimateTarget,
@@ -587,10 +506,7 @@ pub fn decimate_timed(
         });
     // The first pass starts from the input faces: the table just built is its table.
     let mut first_inc = Some(first_inc);
-    let mut moved = vec![true; n];
-    let mut next = vec![NONE; n];
-    let mut tail = vec![NONE; n];
-    let mut version = vec![0u32; n];
+    let mut locked = vec![true; n];
     let (face_target, max_cost) = match target {
         DecimateTarget::Faces(f) => (f, f64::INFINITY),
         DecimateTarget::MaxErrorMm(e) => (0, e * e),
@@ -599,12 +515,12 @@ pub fn decimate_timed(
     let mut live = start_faces;
     // Cost of the edge leaving corner k of face f (f32::NAN: not an edge to rank).
     let mut edge_cost = vec![f32::NAN; 3 * start_faces];
-    let mut candidates: Vec<(f32, u32, u32)> = Vec::new();
-    // How many edges a pass queues, per collapse still needed.
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut scratch: Vec<Candidate> = Vec::new();
+    // How many candidates a pass ranks, per collapse still needed.
     let mut breadth = 2;
     let block = block_len(n);
     let mut passes = 0usize;
-    let mut whole_next = n <= block;
     while live > face_target {
         ctx.check_cancelled()?;
         passes += 1;
@@ -624,10 +540,10 @@ pub fn decimate_timed(
             first_inc = None;
         }
         // Each interior edge once: from the face where it runs from lower to higher id. Only
-        // edges with an end moved by the last pass (all, on the first) change cost.
+        // edges with an end locked by the last pass (all, on the first) change cost.
         // The count of rankable edges comes with the costs, not from another scan.
         let valid = times.time("decimate: costs", || {
-            let (pos, quadric, moved) = (&pos, &quadric, &moved);
+            let (pos, quadric, locked) = (&pos, &quadric, &locked);
             edge_cost
                 .par_chunks_mut(3)
                 .zip(faces.par_iter())
@@ -637,7 +553,7 @@ pub fn decimate_timed(
                         let (u, v) = (t[k], t[(k + 1) % 3]);
                         if t[0] == DEAD || u > v {
                             costs[k] = f32::NAN;
-                        } else if moved[u as usize] || moved[v as usize] {
+                        } else if locked[u as usize] || locked[v as usize] {
                             let cost = collapse_point(pos, quadric, u, v).1;
                             costs[k] = if cost <= max_cost {
                                 cost as f32
@@ -652,139 +568,155 @@ pub fn decimate_timed(
         });
         let needed = (live - face_target).div_ceil(2);
         let rank_start = std::time::Instant::now();
+        // Ranking more than the collapses still needed lets a pass get close to the goal
+        // although some are illegal or locked; only the cheapest run.
         let take = (breadth * needed).min(valid);
         if take == 0 {
             break;
         }
-        // Only edges up to about the take-th cheapest cost are queued (the threshold comes
-        // from a sample, so no pass sorts every edge); a survivor's new edges over it are
-        // not queued either, as the quota runs out well before they would come up.
-        let ceiling = if take == valid {
+        let ranks_all = take == valid;
+        // Only edges up to about the take-th cheapest cost are gathered and sorted: the
+        // threshold comes from a sample, so no pass sorts or selects over every edge.
+        let threshold = if ranks_all {
             f32::INFINITY
         } else {
             cost_quantile(&edge_cost, valid, take)
-        };
-        // A block's quota is its share of the `needed` cheapest edges.
-        let quota_cost = if face_target == 0 || needed >= valid {
-            f32::INFINITY
-        } else {
-            cost_quantile(&edge_cost, valid, needed)
         };
         candidates.clear();
         candidates.par_extend(
             edge_cost
                 .par_iter()
                 .enumerate()
-                .filter(|(_, c)| **c <= ceiling)
+                .filter(|(_, c)| **c <= threshold)
                 .map(|(i, &cost)| {
                     let t = load(&faces[i / 3]);
-                    (cost, t[i % 3], t[(i % 3 + 1) % 3])
+                    Candidate {
+                        cost,
+                        u: t[i % 3],
+                        v: t[(i % 3 + 1) % 3],
+                    }
                 }),
         );
-        let whole = whole_next;
-        let bounds = if whole {
-            vec![0, n]
-        } else {
-            block_bounds(n, block, if passes % 2 == 0 { block / 2 } else { 0 })
-        };
-        let blocks = bounds.len() - 1;
-        let block_of = |v: u32| bounds.partition_point(|&b| b <= v as usize) - 1;
-        let mut queues: Vec<Vec<Queued>> = vec![Vec::new(); blocks];
-        let mut quota = vec![0usize; blocks];
-        for &(cost, u, v) in &candidates {
-            let b = block_of(u);
-            if block_of(v) == b {
-                // Versions are not reset between passes: the stamp is the current one.
-                let stamp = version[u as usize].wrapping_add(version[v as usize]);
-                queues[b].push(std::cmp::Reverse((cost.to_bits(), u, v, stamp)));
-                if cost <= quota_cost {
-                    quota[b] += 1;
-                }
-            }
-        }
-        if face_target == 0 {
-            quota.iter_mut().for_each(|q| *q = usize::MAX);
-        } else {
-            // The quotas (from a sampled threshold) must not sum past the collapses needed,
-            // so the blocks never overshoot the target, whatever the scheduling.
-            let sum: usize = quota.iter().sum();
-            if sum > needed {
-                quota
-                    .iter_mut()
-                    .for_each(|q| *q = (*q as u128 * needed as u128 / sum as u128) as usize);
-            }
-            if whole {
-                quota[0] = needed;
-            }
-        }
+        sort_by_cost(&mut candidates, &mut scratch);
         times.add("decimate: rank", rank_start.elapsed().as_secs_f64());
         let inc = match first_inc.take() {
             Some(inc) => inc,
             None => times.time("decimate: incidence", || Incidence::build(n, &faces)),
         };
-        moved.iter_mut().for_each(|m| *m = false);
-        next.iter_mut().for_each(|x| *x = NONE);
-        tail.iter_mut().enumerate().for_each(|(v, t)| *t = v as u32);
-        let collapse_start = std::time::Instant::now();
-        let workers: Vec<Block> = split_at_bounds(&mut pos, &bounds)
-            .into_iter()
-            .zip(split_at_bounds(&mut quadric, &bounds))
-            .zip(split_at_bounds(&mut moved, &bounds))
-            .zip(split_at_bounds(&mut next, &bounds))
-            .zip(split_at_bounds(&mut tail, &bounds))
-            .zip(split_at_bounds(&mut version, &bounds))
-            .zip(&bounds)
+        locked.iter_mut().for_each(|l| *l = false);
+        let ranked = &candidates[..];
+        // Each block walks its own edges in cost order, up to a quota: its share of the
+        // cheapest `needed` edges. The quotas sum to at most `needed`, so the parallel phase
+        // never overshoots the target, whatever the scheduling.
+        let parallel_start = std::time::Instant::now();
+        let blocks = n.div_ceil(block);
+        let mut per_block: Vec<Vec<u32>> = vec![Vec::new(); blocks];
+        let mut quota = vec![0usize; blocks];
+        for (rank, c) in ranked.iter().enumerate() {
+            let b = c.u as usize / block;
+            if c.v as usize / block == b {
+                per_block[b].push(rank as u32);
+                if rank < needed {
+                    quota[b] += 1;
+                }
+            }
+        }
+        let results: Vec<Result<(usize, usize, Vec<u32>), MeshingError>> = pos
+            .par_chunks_mut(block)
+            .zip(quadric.par_chunks_mut(block))
+            .zip(locked.par_chunks_mut(block))
+            .zip(per_block.par_iter().zip(quota.par_iter()))
+            .enumerate()
             .map(
-                |((((((pos, quadric), moved), next), tail), version), &lo)| Block {
-                    lo: lo as u32,
-                    pos,
-                    quadric,
-                    moved,
-                    next,
-                    tail,
-                    version,
-                    nu: Vec::new(),
-                    nv: Vec::new(),
-                    ru: Vec::new(),
-                    rv: Vec::new(),
+                |(b, (((pos, quadric), locked), (list, &quota)))| -> Result<_, MeshingError> {
+                    let mut blk = Block {
+                        lo: (b * block) as u32,
+                        pos,
+                        quadric,
+                        locked,
+                        nu: Vec::new(),
+                        nv: Vec::new(),
+                        ru: Vec::new(),
+                        rv: Vec::new(),
+                    };
+                    let mut collapsed = 0;
+                    let mut walked = 0;
+                    let mut foreign = Vec::new();
+                    for &rank in list {
+                        if collapsed == quota {
+                            break;
+                        }
+                        walked += 1;
+                        if walked % 65536 == 0 {
+                            ctx.check_cancelled()?;
+                        }
+                        let c = ranked[rank as usize];
+                        match blk.try_collapse(&faces, &inc, c.u, c.v) {
+                            Ok(()) => collapsed += 1,
+                            Err(Refused::Foreign) => foreign.push(rank),
+                            Err(Refused::Illegal) => {}
+                        }
+                    }
+                    Ok((collapsed, walked, foreign))
                 },
             )
             .collect();
-        // A survivor's new edge over the error bound is never a candidate.
-        let requeue_ceiling = ceiling.min(max_cost as f32);
-        let (faces_ref, inc_ref) = (&faces, &inc);
-        let collapsed = workers
-            .into_par_iter()
-            .zip(queues.into_par_iter().zip(quota.par_iter()))
-            .map(|(mut blk, (queued, &quota))| {
-                blk.run(faces_ref, inc_ref, queued, quota, requeue_ceiling, ctx)
-            })
-            .collect::<Result<Vec<usize>, MeshingError>>()?
-            .into_iter()
-            .sum::<usize>();
-        times.add(
-            if whole {
-                "decimate: collapse (whole)"
-            } else {
-                "decimate: collapse (blocks)"
-            },
-            collapse_start.elapsed().as_secs_f64(),
-        );
-        live -= 2 * collapsed;
-        if collapsed == 0 {
-            if whole {
-                if take == valid {
-                    break;
-                }
-                // The cheapest few are all illegal: look further down the ranking.
-                breadth *= 4;
+        // Edges a block walked are settled (collapsed, or illegal for good this pass) unless
+        // they reached outside it; the serial sweep takes all the others, in cost order.
+        let mut settled = vec![false; ranked.len()];
+        let mut collapsed = 0;
+        for (r, list) in results.into_iter().zip(&per_block) {
+            let (c, walked, foreign) = r?;
+            collapsed += c;
+            for &rank in &list[..walked] {
+                settled[rank as usize] = true;
             }
-            whole_next = true;
+            for rank in foreign {
+                settled[rank as usize] = false;
+            }
+        }
+        times.add(
+            "decimate: collapse (blocks)",
+            parallel_start.elapsed().as_secs_f64(),
+        );
+        let serial_start = std::time::Instant::now();
+        let mut all = Block {
+            lo: 0,
+            pos: &mut pos,
+            quadric: &mut quadric,
+            locked: &mut locked,
+            nu: Vec::new(),
+            nv: Vec::new(),
+            ru: Vec::new(),
+            rv: Vec::new(),
+        };
+        for (rank, c) in ranked.iter().enumerate() {
+            if collapsed == needed {
+                break;
+            }
+            if rank % 65536 == 65535 {
+                ctx.check_cancelled()?;
+            }
+            if settled[rank] {
+                continue;
+            }
+            if all.try_collapse(&faces, &inc, c.u, c.v).is_ok() {
+                collapsed += 1;
+            }
+        }
+        times.add(
+            "decimate: collapse (serial)",
+            serial_start.elapsed().as_secs_f64(),
+        );
+        if collapsed == 0 {
+            if ranks_all {
+                break;
+            }
+            // The cheapest few are all illegal: look further down the ranking.
+            breadth *= 4;
             continue;
         }
-        // Seams hold back a block pass: when one gets under half its share done, the rest
-        // is left to a pass over the whole surface at once.
-        whole_next = whole || 2 * collapsed < needed;
+        live -= 2 * collapsed;
     }
     times.add("decimate: passes (a count)", passes as f64);
     let mut new_id = vec![u32::MAX; n];
@@ -848,6 +780,23 @@ mod tests {
             stages.contains(&"decimate: collapse (blocks)"),
             "{stages:?}"
         );
+    }
+
+    #[test]
+    fn radix_sort_orders_costs_like_a_comparison_sort() {
+        // Costs spanning many binades, with ties and zeros.
+        let mut items: Vec<Candidate> = (0..5000u32)
+            .map(|i| Candidate {
+                cost: ((i.wrapping_mul(2_654_435_761) % 1000) as f32).powi(3) * 1e-9,
+                u: i,
+                v: i + 1,
+            })
+            .collect();
+        let mut expected: Vec<f32> = items.iter().map(|c| c.cost).collect();
+        expected.sort_by(f32::total_cmp);
+        sort_by_cost(&mut items, &mut Vec::new());
+        let got: Vec<f32> = items.iter().map(|c| c.cost).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
