@@ -4,7 +4,7 @@
 mod frame_stats;
 mod loading;
 mod project_files;
-mod report_pictures;
+pub(crate) mod report_pictures;
 mod session;
 mod startup;
 mod tasks;

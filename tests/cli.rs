@@ -164,3 +164,35 @@ fn bad_input_gives_one_line_naming_the_file() {
     let out = run(&[Path::new("convert"), &lying, &tmp.path().join("x.png")]);
     assert_one_line_error(&out, "x.png");
 }
+
+#[test]
+fn report_from_the_cli_draws_its_3d_pictures_like_the_app() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let html = dir.path().join("report.html");
+    let out = run(&[
+        Path::new("report"),
+        Path::new("--sample"),
+        Path::new("-o"),
+        &html,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    let page = std::fs::read_to_string(&html).expect("report written");
+    let pictures = page.matches("data:image/png;base64,").count();
+    if said.contains("3D drawn on the GPU") {
+        // Three fused slices, the model from the mesh viewer and the volume from the raycaster.
+        assert_eq!(pictures, 5, "{said}");
+        assert!(page.contains("GPU mesh viewer on") && page.contains("GPU raycaster on"));
+    } else {
+        assert!(
+            std::env::var_os("FUSEPRINT_REQUIRE_GPU").is_none(),
+            "FUSEPRINT_REQUIRE_GPU is set but: {said}"
+        );
+        assert!(said.contains("3D drawn on the CPU: "), "{said}");
+        assert_eq!(pictures, 4, "three slices and the CPU model: {said}");
+    }
+    assert!(
+        said.contains(&format!("({pictures} pictures,")),
+        "the summary counts what was written: {said}"
+    );
+}

@@ -1,5 +1,7 @@
 //! `fuseprint report PROJECT.fuseprint -o report.html`: the one-page planning report of a
-//! saved project (or of the bundled sample with `--sample`), pictures drawn on the CPU.
+//! saved project (or of the bundled sample with `--sample`). Its 3D pictures come from the real
+//! renderer offscreen when a GPU adapter exists (Mesa's lavapipe counts), as in the app; the CPU
+//! drawing otherwise, and the command says which.
 
 use super::progress::run_with_progress;
 use crate::document::project::{self, sample_project, Project, ReportOptions, SaveMode};
@@ -63,16 +65,23 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
             summary.written.len()
         );
     }
+    let (images, drawn) = crate::app::report_pictures::report_pictures(&project);
     let report = project.planning_report(ReportOptions {
         title: args.title.clone().unwrap_or_default(),
         generated: crate::export::report::today_utc(),
         anonymise: args.anonymise,
-        images: Vec::new(),
+        images,
     });
     write_report(&args.out, &report, args.force)
         .with_context(|| format!("writing the report {}", args.out.display()))?;
+    let drawn = match drawn {
+        crate::app::report_pictures::Drawn::Gpu(adapter) => {
+            format!("3D drawn on the GPU ({adapter})")
+        }
+        crate::app::report_pictures::Drawn::Cpu(why) => format!("3D drawn on the CPU: {why}"),
+    };
     println!(
-        "wrote {} ({} pictures, {} label volumes, {} parts)",
+        "wrote {} ({} pictures, {drawn}; {} label volumes, {} parts)",
         args.out.display(),
         report.images.len(),
         report.label_volumes.len(),
