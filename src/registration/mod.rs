@@ -315,6 +315,18 @@ pub fn register(
             params.seed.wrapping_add(l as u64),
         )
     };
+    let build_with_spacing = |spacing_mm: f64| {
+        Level::build(
+            fixed,
+            moving,
+            spacing_mm,
+            params.metric,
+            1000,
+            &centre,
+            fixed_mask.as_ref(),
+            params.seed.wrapping_add(50),
+        )
+    };
     // Coarse levels only need to reach the basin of the optimum; their metric is smooth
     // already, so they get fewer samples (half per level coarser, at least 4000).
     let linear_samples = |l: usize| {
@@ -435,23 +447,49 @@ pub fn register(
         // own, follows the edges around it; each finer grid then adds detail. Coarse grids
         // run on coarse images; the finest pyramid level is kept for judging the result.
         let grid_levels = settings.grid_levels.max(1);
+        // The level the last grid is fitted on, when asked for one the linear stage did not
+        // build (reused when it did).
+        let chosen_images = settings.image_spacing_mm.map(|s| {
+            match kept_levels
+                .iter()
+                .chain(std::iter::once(&finest))
+                .position(|l| (l.spacing_mm - s).abs() < 1e-6)
+            {
+                Some(n) => Err(n),
+                None => Ok(build_with_spacing(s)),
+            }
+        });
         for b in 0..grid_levels {
-            let images = match kept_levels.len() {
-                0 => &finest,
-                n => &kept_levels[(b * n / grid_levels).min(n - 1)],
+            let images = match (&chosen_images, kept_levels.len()) {
+                (Some(Ok(own)), _) if b + 1 == grid_levels => own,
+                (Some(Err(n)), _) if b + 1 == grid_levels => kept_levels.get(*n).unwrap_or(&finest),
+                (_, 0) => &finest,
+                (_, n) => &kept_levels[(b * n / grid_levels).min(n - 1)],
+            };
+            let foreground = (settings.foreground_samples && fixed_mask.is_none())
+                .then(|| sampling::foreground_mask(&images.fixed, 2));
+            let sample_mask = match &foreground {
+                Some(m) => Some(Mask(m)),
+                None => fixed_mask.clone(),
             };
             // A field has far more parameters than a rigid transform: with a sampled metric
             // it gets its own, denser sample set on the images the linear stage already
             // smoothed; NGF reads the level's whole grid and needs no samples.
             let owned;
+            let field_metric = match (params.metric, settings.mi_bins) {
+                (Metric::MattesMutualInformation { .. }, Some(bins)) => {
+                    Metric::MattesMutualInformation { bins }
+                }
+                (m, _) => m,
+            };
             let level = if settings.metric == deformable::DeformableMetric::NormalizedGradientFields
             {
                 images
             } else {
                 owned = images.with_samples(
-                    params.metric,
+                    field_metric,
                     settings.samples.max(1000),
-                    fixed_mask.as_ref(),
+                    sample_mask.as_ref(),
                     params.seed.wrapping_add(100 + b as u64),
                     if settings.rank_fixed_bins {
                         linear::FixedBins::EqualCount
@@ -472,7 +510,7 @@ pub fn register(
                 field.take(),
                 settings.control_spacing_mm * 2f64.powi((grid_levels - 1 - b) as i32),
                 settings,
-                params.metric,
+                field_metric,
                 &sub,
             )?;
             rep.levels.push(r);

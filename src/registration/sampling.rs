@@ -141,6 +141,36 @@ pub fn draw_samples(
     }
 }
 
+/// The object in `fixed` (above its Otsu threshold), grown by `margin_voxels` so its outer
+/// edge stays inside: where a deformable stage's samples carry information. Far outside the
+/// object every sample reads air in both images and only dilutes the histogram.
+pub fn foreground_mask(fixed: &Volume<f32>, margin_voxels: usize) -> Volume<u8> {
+    let t = super::init::otsu_threshold(fixed);
+    let [nx, ny, nz] = fixed.dims();
+    let mut mask: Vec<u8> = fixed.data().iter().map(|v| u8::from(*v > t)).collect();
+    // Separable max filter (a box dilation), one axis at a time.
+    let strides = [1, nx, nx * ny];
+    let dims = [nx, ny, nz];
+    for axis in 0..3 {
+        let src = mask.clone();
+        let (n, stride) = (dims[axis], strides[axis]);
+        for (idx, out) in mask.iter_mut().enumerate() {
+            if *out != 0 {
+                continue;
+            }
+            let pos = (idx / stride) % n;
+            let lo = pos.saturating_sub(margin_voxels);
+            let hi = (pos + margin_voxels).min(n - 1);
+            let base = idx - pos * stride;
+            if (lo..=hi).any(|q| src[base + q * stride] != 0) {
+                *out = 1;
+            }
+        }
+    }
+    Volume::new(fixed.geometry().clone(), mask)
+        .unwrap_or_else(|_| Volume::filled(fixed.geometry().clone(), 1))
+}
+
 /// Morton (Z-order) code of a voxel position, 21 bits per axis.
 fn morton(p: [f64; 3]) -> u64 {
     let spread = |v: f64| -> u64 {
@@ -235,4 +265,33 @@ pub fn volume_quantiles(v: &Volume<f32>, lo: f64, hi: f64) -> (f64, f64) {
     let n = v.data().len();
     let stride = (n / 200_000).max(1);
     quantiles(v.data().iter().step_by(stride).copied(), lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::VolumeGeometry;
+
+    #[test]
+    fn foreground_mask_covers_the_object_and_its_margin_only() {
+        let g = VolumeGeometry::axis_aligned([20, 20, 20], [1.0; 3], [0.0; 3]).expect("valid");
+        // A bright 4³ cube at voxels 8..12 on a dark background.
+        let inside = |i: usize| (8..12).contains(&i);
+        let v = Volume::from_fn(g, |[i, j, k]| {
+            if inside(i) && inside(j) && inside(k) {
+                100.0
+            } else {
+                0.0
+            }
+        });
+        let m = foreground_mask(&v, 2);
+        let at = |i, j, k| m.data()[m.geometry().linear_index(i, j, k)];
+        assert_eq!(at(10, 10, 10), 1, "object");
+        assert_eq!(at(6, 10, 10), 1, "two voxels out along i");
+        assert_eq!(at(6, 6, 6), 1, "the box dilation reaches the corner");
+        assert_eq!(at(5, 10, 10), 0, "three voxels out");
+        assert_eq!(at(0, 0, 0), 0, "far background");
+        let count = m.data().iter().filter(|x| **x != 0).count();
+        assert_eq!(count, 8 * 8 * 8);
+    }
 }
