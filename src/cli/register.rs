@@ -49,6 +49,8 @@ pub enum DeformableMetricArg {
     Ngf,
     /// The registration's --metric (mutual information by default) on random samples.
     Mi,
+    /// SSD of MIND-SSC self-similarity descriptors on the level's whole grid.
+    Mind,
 }
 
 impl From<DeformableMetricArg> for DeformableMetric {
@@ -56,6 +58,7 @@ impl From<DeformableMetricArg> for DeformableMetric {
         match a {
             DeformableMetricArg::Ngf => DeformableMetric::NormalizedGradientFields,
             DeformableMetricArg::Mi => DeformableMetric::Intensity,
+            DeformableMetricArg::Mind => DeformableMetric::Mind,
         }
     }
 }
@@ -836,6 +839,7 @@ fn params_metric_name(params: &RegistrationParams) -> String {
     match &params.kind {
         RegistrationKind::Deformable(b) => match b.metric {
             DeformableMetric::NormalizedGradientFields => "NGF".to_string(),
+            DeformableMetric::Mind => "MIND-SSC".to_string(),
             DeformableMetric::Intensity => format!("{:?}", params.metric),
         },
         _ => format!("{:?}", params.metric),

@@ -33,6 +33,8 @@ pub enum DeformableMetric {
     Intensity,
     /// Normalised gradient fields on the level's edge voxels (see `ngf`).
     NormalizedGradientFields,
+    /// SSD of MIND-SSC descriptors on the level's whole fixed grid (see `mind`).
+    Mind,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -553,6 +555,7 @@ const CHUNK: usize = 4096;
 pub(crate) enum Similarity {
     Samples { supports: Supports, metric: Metric },
     Ngf(Box<super::ngf::NgfGrid>),
+    Mind(Box<super::mind::MindGrid>),
 }
 
 impl Similarity {
@@ -571,6 +574,9 @@ impl Similarity {
             DeformableMetric::NormalizedGradientFields => Self::Ngf(Box::new(
                 super::ngf::NgfGrid::new(level, field, linear, settings.ngf_epsilon_scale),
             )),
+            DeformableMetric::Mind => {
+                Self::Mind(Box::new(super::mind::MindGrid::new(level, field)))
+            }
         }
     }
 
@@ -588,6 +594,7 @@ impl Similarity {
                 eval(field, level, supports, linear, *metric, want_gradient)
             }
             Self::Ngf(grid) => grid.evaluate(field, level, linear, want_gradient),
+            Self::Mind(grid) => grid.evaluate(field, linear, want_gradient),
         }
     }
 }
@@ -1116,6 +1123,18 @@ mod tests {
         assert!(value > 0.0 && value <= 1.0, "NGF {value}");
         assert_gradient_matches_finite_differences(&field, &grad, 0.02, |f| {
             grid.evaluate(f, &level, &linear, false).0
+        });
+    }
+
+    #[test]
+    fn mind_gradient_matches_finite_differences() {
+        let (linear, level, field) = gradient_check_setup(1000);
+        let grid = super::super::mind::MindGrid::new(&level, &field);
+        let (value, grad, valid) = grid.evaluate(&field, &linear, true);
+        assert!(value < 0.0 && value > -1.0, "MIND SSD {value}");
+        assert!(valid > 0.5, "valid {valid}");
+        assert_gradient_matches_finite_differences(&field, &grad, 0.02, |f| {
+            grid.evaluate(f, &linear, false).0
         });
     }
 
