@@ -587,6 +587,9 @@ pub struct BenchRegisterArgs {
     /// NGF ε as a multiple of each image's noise-level gradient.
     #[arg(long)]
     pub ngf_epsilon: Option<f64>,
+    /// MIND: floor of the descriptor variance as a multiple of its median (0: none).
+    #[arg(long)]
+    pub mind_floor: Option<f64>,
     /// Skip the per-region confidence map after the deformable run.
     #[arg(long)]
     pub no_confidence: bool,
@@ -713,6 +716,7 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
         kind: RegistrationKind::Deformable(BSplineSettings {
             metric: args.deformable_metric.into(),
             ngf_epsilon_scale: args.ngf_epsilon.unwrap_or(defaults.ngf_epsilon_scale),
+            mind_noise_floor: args.mind_floor.unwrap_or(defaults.mind_noise_floor),
             control_spacing_mm: args.grid_mm.unwrap_or(defaults.control_spacing_mm),
             bending_weight: args.bending.unwrap_or(defaults.bending_weight),
             samples: args.bspline_samples.unwrap_or(defaults.samples),

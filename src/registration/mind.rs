@@ -70,12 +70,13 @@ fn box3(values: &[Descriptor], dims: [usize; 3], axis: usize) -> Vec<Descriptor>
         .collect()
 }
 
-/// MIND-SSC of an image on its own grid, `i` fastest.
-pub fn mind_ssc(image: &Volume<f32>) -> Vec<Descriptor> {
-    descriptor(image.dims(), image.data())
+/// MIND-SSC of an image on its own grid, `i` fastest. `noise_floor`: `V` is also kept at
+/// least this multiple of its median over the image (0: Heinrich's clamp alone).
+pub fn mind_ssc(image: &Volume<f32>, noise_floor: f64) -> Vec<Descriptor> {
+    descriptor(image.dims(), image.data(), noise_floor)
 }
 
-fn descriptor(dims: [usize; 3], data: &[f32]) -> Vec<Descriptor> {
+fn descriptor(dims: [usize; 3], data: &[f32], noise_floor: f64) -> Vec<Descriptor> {
     let [nx, ny, nz] = dims;
     let pairs = ssc_pairs();
     let squared: Vec<Descriptor> = (0..data.len())
@@ -105,7 +106,20 @@ fn descriptor(dims: [usize; 3], data: &[f32]) -> Vec<Descriptor> {
     let mean = variance.par_iter().map(|&v| v as f64).sum::<f64>() / variance.len().max(1) as f64;
     // A flat image has no structure at all: every channel then reads 1.
     let mean = mean.max(1e-20) as f32;
-    let (lo, hi) = (0.001 * mean, 1000.0 * mean);
+    // Where an image is flat its V is its noise: a noise-free CT then reads all ones there and
+    // a noisy MR a random vector, a mismatch that no alignment removes and that a free field
+    // can lower by moving flat tissue onto whatever reads closest to flat. A floor at a
+    // multiple of the median V (the noise, where flat regions dominate) makes noise alone
+    // read close to all ones in both images.
+    let median = if noise_floor > 0.0 && !variance.is_empty() {
+        let mut sorted = variance.clone();
+        let mid = sorted.len() / 2;
+        *sorted.select_nth_unstable_by(mid, f32::total_cmp).1 as f64
+    } else {
+        0.0
+    };
+    let lo = (0.001 * mean).max((noise_floor * median) as f32);
+    let hi = (1000.0 * mean).max(lo);
     distances
         .par_iter()
         .zip(variance.par_iter())
@@ -189,7 +203,9 @@ impl MovingDescriptors {
 }
 
 /// A level prepared for MIND: the fixed descriptors on the fixed level grid, the moving
-/// ones on the moving level grid, and the fixed voxels' B-spline supports.
+/// ones on the same grid (the moving image read through the linear transform once, so
+/// that each channel's neighbour pair points the same way in both images whatever the
+/// rotation or axis order between their grids), and the fixed voxels' B-spline supports.
 pub(crate) struct MindGrid {
     dims: [usize; 3],
     world_from_voxel: Matrix4<f64>,
@@ -199,14 +215,40 @@ pub(crate) struct MindGrid {
 }
 
 impl MindGrid {
-    pub(crate) fn new(level: &Level, field: &BSplineDeformation) -> Self {
+    pub(crate) fn new(
+        level: &Level,
+        field: &BSplineDeformation,
+        linear: &Matrix4<f64>,
+        noise_floor: f64,
+    ) -> Self {
         let fixed = level.fixed.as_ref();
         let dims = fixed.dims();
         let world_from_voxel = fixed.geometry().world_from_voxel();
-        let moving_values: Vec<f32> = level.moving.texels.iter().map(|t| t[0]).collect();
+        let vm = level.moving.voxel_from_world * linear;
+        let background = level.moving_range.0 as f32;
+        // The moving grid is the fixed one shifted by half a voxel (one more voxel per axis to
+        // cover it): on the very same grid every fixed voxel would read the moving descriptors
+        // at their nodes, where the trilinear interpolant has a kink, and the zero field would
+        // sit in a false minimum of the interpolation (measured: the optimiser never left it).
+        let moving_dims = dims.map(|n| n + 1);
+        let half = Matrix4::new_translation(&Vector3::repeat(0.5));
+        let moving_world_from_voxel = world_from_voxel * half.try_inverse().unwrap_or(half);
+        let moving_values: Vec<f32> = (0..moving_dims.iter().product::<usize>())
+            .into_par_iter()
+            .with_min_len(4096)
+            .map(|n| {
+                let p = vm.transform_point(
+                    &moving_world_from_voxel.transform_point(&voxel_point(n, moving_dims)),
+                );
+                level
+                    .moving
+                    .sample([p.x, p.y, p.z])
+                    .map_or(background, |(v, _)| v as f32)
+            })
+            .collect();
         let (fixed_descriptors, moving_descriptors) = rayon::join(
-            || mind_ssc(fixed),
-            || descriptor(level.moving.dims, &moving_values),
+            || mind_ssc(fixed, noise_floor),
+            || descriptor(moving_dims, &moving_values, noise_floor),
         );
         let count = fixed_descriptors.len();
         Self {
@@ -214,9 +256,9 @@ impl MindGrid {
             world_from_voxel,
             fixed: fixed_descriptors,
             moving: MovingDescriptors {
-                dims: level.moving.dims,
+                dims: moving_dims,
                 values: moving_descriptors,
-                voxel_from_world: level.moving.voxel_from_world,
+                voxel_from_world: half * fixed.geometry().voxel_from_world(),
             },
             supports: Supports::from_fn(field, count, |n| {
                 world_from_voxel.transform_point(&voxel_point(n, dims))
@@ -227,14 +269,14 @@ impl MindGrid {
     /// `−mean (M_c(T(x)) − F_c(x))²`, its gradient with respect to the coefficients (empty
     /// unless `want_gradient`), and the fraction of fixed voxels inside the moving image.
     /// A voxel pushed out of the moving image reads descriptor 0 (no gradient), so leaving
-    /// the image costs rather than excuses it.
+    /// the image costs rather than excuses it. The linear transform is the one given to
+    /// `new`, where the moving image was resampled through it.
     pub(crate) fn evaluate(
         &self,
         field: &BSplineDeformation,
-        linear: &Matrix4<f64>,
         want_gradient: bool,
     ) -> (f64, Vec<Vector3<f64>>, f64) {
-        let vm = self.moving.voxel_from_world * linear;
+        let vm = self.moving.voxel_from_world;
         // ∂(moving voxel)/∂d, transposed: turns a voxel gradient into a displacement one.
         let b_t: Matrix3<f64> = vm.fixed_view::<3, 3>(0, 0).transpose();
         let per_voxel: Vec<(f64, Vector3<f64>, bool)> = self
@@ -332,8 +374,8 @@ mod tests {
         let mr_like = Volume::from_fn(ct_like.geometry().clone(), |[i, j, k]| {
             100.0 - 2.0 * ct_like.get(i as i64, j as i64, k as i64).expect("inside")
         });
-        let a = mind_ssc(&ct_like);
-        let b = mind_ssc(&mr_like);
+        let a = mind_ssc(&ct_like, 0.0);
+        let b = mind_ssc(&mr_like, 0.0);
         let mut worst = 0f32;
         let mut spread = 0f32;
         for (x, y) in a.iter().zip(&b) {
@@ -355,7 +397,7 @@ mod tests {
         let shifted = Volume::from_fn(a.geometry().clone(), |[i, j, k]| {
             a.get(i as i64 - 2, j as i64, k as i64).unwrap_or(0.0)
         });
-        let (da, ds) = (mind_ssc(&a), mind_ssc(&shifted));
+        let (da, ds) = (mind_ssc(&a, 0.0), mind_ssc(&shifted, 0.0));
         let ssd: f64 = da
             .iter()
             .zip(&ds)

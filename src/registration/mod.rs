@@ -557,11 +557,13 @@ pub fn register(
                     let judge = kept_levels.last().unwrap_or(&finest);
                     let mut zero = f.clone();
                     zero.coefficients.fill(Vector3::zeros());
-                    let grid = mind::MindGrid::new(judge, &zero);
-                    (
-                        grid.evaluate(&zero, &m_final_linear, false).0,
-                        grid.evaluate(f, &m_final_linear, false).0,
-                    )
+                    let grid = mind::MindGrid::new(
+                        judge,
+                        &zero,
+                        &m_final_linear,
+                        settings.mind_noise_floor,
+                    );
+                    (grid.evaluate(&zero, false).0, grid.evaluate(f, false).0)
                 }
             };
             if !(with_field > linear_only) {
