@@ -289,8 +289,7 @@ pub fn run(args: RegisterArgs) -> anyhow::Result<()> {
                     } else if args.deformable {
                         RegistrationKind::Deformable(BSplineSettings {
                             control_spacing_mm: args.grid_mm,
-                            metric: args.deformable_metric.into(),
-                            ..Default::default()
+                            ..BSplineSettings::for_metric(args.deformable_metric.into())
                         })
                     } else {
                         RegistrationKind::Rigid
@@ -710,7 +709,7 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
         before.mean_mm,
         floor.map_or(f64::NAN, |f| f.mean_mm)
     );
-    let defaults = BSplineSettings::default();
+    let defaults = BSplineSettings::for_metric(args.deformable_metric.into());
     let params = RegistrationParams {
         samples: args.samples,
         kind: RegistrationKind::Deformable(BSplineSettings {
