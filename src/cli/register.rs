@@ -49,6 +49,8 @@ pub enum DeformableMetricArg {
     Ngf,
     /// The registration's --metric (mutual information by default) on random samples.
     Mi,
+    /// SSD of MIND-SSC self-similarity descriptors on the level's whole grid.
+    Mind,
 }
 
 impl From<DeformableMetricArg> for DeformableMetric {
@@ -56,6 +58,7 @@ impl From<DeformableMetricArg> for DeformableMetric {
         match a {
             DeformableMetricArg::Ngf => DeformableMetric::NormalizedGradientFields,
             DeformableMetricArg::Mi => DeformableMetric::Intensity,
+            DeformableMetricArg::Mind => DeformableMetric::Mind,
         }
     }
 }
@@ -286,8 +289,7 @@ pub fn run(args: RegisterArgs) -> anyhow::Result<()> {
                     } else if args.deformable {
                         RegistrationKind::Deformable(BSplineSettings {
                             control_spacing_mm: args.grid_mm,
-                            metric: args.deformable_metric.into(),
-                            ..Default::default()
+                            ..BSplineSettings::for_metric(args.deformable_metric.into())
                         })
                     } else {
                         RegistrationKind::Rigid
@@ -584,6 +586,9 @@ pub struct BenchRegisterArgs {
     /// NGF ε as a multiple of each image's noise-level gradient.
     #[arg(long)]
     pub ngf_epsilon: Option<f64>,
+    /// MIND: floor of the descriptor variance as a multiple of its median (0: none).
+    #[arg(long)]
+    pub mind_floor: Option<f64>,
     /// Skip the per-region confidence map after the deformable run.
     #[arg(long)]
     pub no_confidence: bool,
@@ -704,12 +709,13 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
         before.mean_mm,
         floor.map_or(f64::NAN, |f| f.mean_mm)
     );
-    let defaults = BSplineSettings::default();
+    let defaults = BSplineSettings::for_metric(args.deformable_metric.into());
     let params = RegistrationParams {
         samples: args.samples,
         kind: RegistrationKind::Deformable(BSplineSettings {
             metric: args.deformable_metric.into(),
             ngf_epsilon_scale: args.ngf_epsilon.unwrap_or(defaults.ngf_epsilon_scale),
+            mind_noise_floor: args.mind_floor.unwrap_or(defaults.mind_noise_floor),
             control_spacing_mm: args.grid_mm.unwrap_or(defaults.control_spacing_mm),
             bending_weight: args.bending.unwrap_or(defaults.bending_weight),
             samples: args.bspline_samples.unwrap_or(defaults.samples),
@@ -836,6 +842,7 @@ fn params_metric_name(params: &RegistrationParams) -> String {
     match &params.kind {
         RegistrationKind::Deformable(b) => match b.metric {
             DeformableMetric::NormalizedGradientFields => "NGF".to_string(),
+            DeformableMetric::Mind => "MIND-SSC".to_string(),
             DeformableMetric::Intensity => format!("{:?}", params.metric),
         },
         _ => format!("{:?}", params.metric),

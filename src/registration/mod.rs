@@ -16,6 +16,7 @@ pub mod init;
 pub mod landmarks;
 pub mod linear;
 pub mod metric;
+pub mod mind;
 pub mod ngf;
 pub mod optimizer;
 pub mod phantom;
@@ -482,8 +483,11 @@ pub fn register(
                 }
                 (m, _) => m,
             };
-            let level = if settings.metric == deformable::DeformableMetric::NormalizedGradientFields
-            {
+            let level = if matches!(
+                settings.metric,
+                deformable::DeformableMetric::NormalizedGradientFields
+                    | deformable::DeformableMetric::Mind
+            ) {
                 images
             } else {
                 owned = images.with_samples(
@@ -547,6 +551,19 @@ pub fn register(
                         grid.evaluate(&zero, judge, &m_final_linear, false).0,
                         grid.evaluate(f, judge, &m_final_linear, false).0,
                     )
+                }
+                // As NGF: the kept level the field was fitted on, descriptors built once.
+                deformable::DeformableMetric::Mind => {
+                    let judge = kept_levels.last().unwrap_or(&finest);
+                    let mut zero = f.clone();
+                    zero.coefficients.fill(Vector3::zeros());
+                    let grid = mind::MindGrid::new(
+                        judge,
+                        &zero,
+                        &m_final_linear,
+                        settings.mind_noise_floor,
+                    );
+                    (grid.evaluate(&zero, false).0, grid.evaluate(f, false).0)
                 }
             };
             if !(with_field > linear_only) {
