@@ -492,6 +492,18 @@ pub(crate) fn scatter_to_coefficients(
         )
 }
 
+/// The voxel index (as a point) of the `n`-th voxel of a grid of `dims`, `i` fastest: the
+/// dense metrics (NGF, MIND) walk their level's fixed grid by linear index.
+#[inline]
+pub(crate) fn voxel_point(n: usize, dims: [usize; 3]) -> Point3<f64> {
+    let [nx, ny, _] = dims;
+    Point3::new(
+        (n % nx) as f64,
+        ((n / nx) % ny) as f64,
+        (n / (nx * ny)) as f64,
+    )
+}
+
 /// `d` at one sample from its precomputed support.
 #[inline]
 pub(crate) fn displacement_at(

@@ -12,10 +12,12 @@
 //! the level's fixed voxels and its gradient the per-channel chain rule of an intensity
 //! metric, `∂W_c/∂φ = β · Aᵀ ∇M_c(y)`, with the exact gradient of the trilinear interpolant.
 
-use super::deformable::{displacement_at, scatter_to_coefficients, BSplineDeformation, Supports};
+use super::deformable::{
+    displacement_at, scatter_to_coefficients, voxel_point, BSplineDeformation, Supports,
+};
 use super::linear::Level;
 use crate::volume::Volume;
-use nalgebra::{Matrix3, Matrix4, Point3, Vector3};
+use nalgebra::{Matrix3, Matrix4, Vector3};
 use rayon::prelude::*;
 
 pub const CHANNELS: usize = 12;
@@ -333,16 +335,6 @@ impl MindGrid {
         let grad = scatter_to_coefficients(field, &self.supports, &vectors);
         (value, grad, valid)
     }
-}
-
-#[inline]
-fn voxel_point(n: usize, dims: [usize; 3]) -> Point3<f64> {
-    let [nx, ny, _] = dims;
-    Point3::new(
-        (n % nx) as f64,
-        ((n / nx) % ny) as f64,
-        (n / (nx * ny)) as f64,
-    )
 }
 
 #[cfg(test)]

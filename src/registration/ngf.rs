@@ -16,10 +16,12 @@
 //! field's own Jacobian, and the analytic derivative follows by the adjoint of those
 //! differences: `∂S/∂W(u)`, then `∂W(u)/∂φ = β(u) · Aᵀ∇M(y(u))` as for any intensity metric.
 
-use super::deformable::{displacement_at, scatter_to_coefficients, BSplineDeformation, Supports};
+use super::deformable::{
+    displacement_at, scatter_to_coefficients, voxel_point, BSplineDeformation, Supports,
+};
 use super::linear::Level;
 use crate::volume::Volume;
-use nalgebra::{Matrix4, Point3, Vector3};
+use nalgebra::{Matrix4, Vector3};
 use rayon::prelude::*;
 
 /// A level's fixed grid prepared for NGF: the fixed normals, the noise levels, and the
@@ -293,16 +295,6 @@ impl NgfGrid {
         let grad = scatter_to_coefficients(field, &self.supports, &vectors);
         (value, grad, valid)
     }
-}
-
-#[inline]
-fn voxel_point(n: usize, dims: [usize; 3]) -> Point3<f64> {
-    let [nx, ny, _] = dims;
-    Point3::new(
-        (n % nx) as f64,
-        ((n / nx) % ny) as f64,
-        (n / (nx * ny)) as f64,
-    )
 }
 
 #[inline]
