@@ -534,36 +534,25 @@ pub fn register(
                     .similarity,
                     f.evaluate(&finest, &m_final_linear, params.metric).0,
                 ),
-                // NGF on the finest grid would cost as much as the whole stage; the finest
-                // level kept for the field (a finer grid than the one it was fitted on,
-                // unless there is only one) judges it instead.
-                deformable::DeformableMetric::NormalizedGradientFields => {
+                // A dense metric (NGF, MIND) on the finest grid would cost as much as the whole
+                // stage; the finest level kept for the field (a finer grid than the one it was
+                // fitted on, unless there is only one) judges it instead.
+                deformable::DeformableMetric::NormalizedGradientFields
+                | deformable::DeformableMetric::Mind => {
                     let judge = kept_levels.last().unwrap_or(&finest);
                     let mut zero = f.clone();
                     zero.coefficients.fill(Vector3::zeros());
-                    let grid = ngf::NgfGrid::new(
-                        judge,
+                    let similarity = deformable::Similarity::new(
+                        &settings,
                         &zero,
+                        judge,
                         &m_final_linear,
-                        settings.ngf_epsilon_scale,
+                        params.metric,
                     );
                     (
-                        grid.evaluate(&zero, judge, &m_final_linear, false).0,
-                        grid.evaluate(f, judge, &m_final_linear, false).0,
+                        similarity.evaluate(&zero, judge, &m_final_linear, false).0,
+                        similarity.evaluate(f, judge, &m_final_linear, false).0,
                     )
-                }
-                // As NGF: the kept level the field was fitted on, descriptors built once.
-                deformable::DeformableMetric::Mind => {
-                    let judge = kept_levels.last().unwrap_or(&finest);
-                    let mut zero = f.clone();
-                    zero.coefficients.fill(Vector3::zeros());
-                    let grid = mind::MindGrid::new(
-                        judge,
-                        &zero,
-                        &m_final_linear,
-                        settings.mind_noise_floor,
-                    );
-                    (grid.evaluate(&zero, false).0, grid.evaluate(f, false).0)
                 }
             };
             if !(with_field > linear_only) {
