@@ -445,6 +445,28 @@ impl Supports {
             .unzip();
         Self { first, weights }
     }
+
+    /// `x + d(x)` for point `i` of the set these supports were built for (`x` itself where the
+    /// point lies outside the grid's support).
+    #[inline]
+    pub(crate) fn displaced(
+        &self,
+        i: usize,
+        x: Point3<f64>,
+        field: &BSplineDeformation,
+    ) -> Point3<f64> {
+        match self.first[i] {
+            Some(first) => {
+                x + displacement_at(
+                    &field.coefficients,
+                    field.dims,
+                    first as usize,
+                    &self.weights[i],
+                )
+            }
+            None => x,
+        }
+    }
 }
 
 /// `Σ_points β(point) · vector(point)` per control point: the chain rule from a per-point
@@ -506,7 +528,7 @@ pub(crate) fn voxel_point(n: usize, dims: [usize; 3]) -> Point3<f64> {
 
 /// `d` at one sample from its precomputed support.
 #[inline]
-pub(crate) fn displacement_at(
+fn displacement_at(
     coefficients: &[Vector3<f64>],
     dims: [usize; 3],
     first: usize,
@@ -540,22 +562,15 @@ fn eval(
     let centre = level.samples_centre_mm;
     let vm = level.moving.voxel_from_world * linear;
     let a_t = linear.fixed_view::<3, 3>(0, 0).transpose();
-    let dims = field.dims;
-    let coefficients = &field.coefficients;
     let background = level.moving_range.0;
     let looked_up: Vec<Option<(f64, Vector3<f64>)>> = level
         .samples
         .rel_mm
         .par_iter()
-        .zip(supports.first.par_iter())
-        .zip(supports.weights.par_iter())
+        .enumerate()
         .with_min_len(CHUNK)
-        .map(|((rel, first), w)| {
-            let x = Point3::from(rel + centre);
-            let q = match first {
-                Some(f) => x + displacement_at(coefficients, dims, *f as usize, w),
-                None => x,
-            };
+        .map(|(i, rel)| {
+            let q = supports.displaced(i, Point3::from(rel + centre), field);
             let p = vm.transform_point(&q);
             level.moving.sample([p.x, p.y, p.z])
         })

@@ -12,9 +12,7 @@
 //! the level's fixed voxels and its gradient the per-channel chain rule of an intensity
 //! metric, `∂W_c/∂φ = β · Aᵀ ∇M_c(y)`, with the exact gradient of the trilinear interpolant.
 
-use super::deformable::{
-    displacement_at, scatter_to_coefficients, voxel_point, BSplineDeformation, Supports,
-};
+use super::deformable::{scatter_to_coefficients, voxel_point, BSplineDeformation, Supports};
 use super::linear::Level;
 use crate::volume::Volume;
 use nalgebra::{Matrix3, Matrix4, Vector3};
@@ -290,17 +288,7 @@ impl MindGrid {
                 let x = self
                     .world_from_voxel
                     .transform_point(&voxel_point(n, self.dims));
-                let q = match self.supports.first[n] {
-                    Some(first) => {
-                        x + displacement_at(
-                            &field.coefficients,
-                            field.dims,
-                            first as usize,
-                            &self.supports.weights[n],
-                        )
-                    }
-                    None => x,
-                };
+                let q = self.supports.displaced(n, x, field);
                 let p = vm.transform_point(&q);
                 match self.moving.sample([p.x, p.y, p.z]) {
                     Some((m, g)) => {

@@ -16,9 +16,7 @@
 //! field's own Jacobian, and the analytic derivative follows by the adjoint of those
 //! differences: `∂S/∂W(u)`, then `∂W(u)/∂φ = β(u) · Aᵀ∇M(y(u))` as for any intensity metric.
 
-use super::deformable::{
-    displacement_at, scatter_to_coefficients, voxel_point, BSplineDeformation, Supports,
-};
+use super::deformable::{scatter_to_coefficients, voxel_point, BSplineDeformation, Supports};
 use super::linear::Level;
 use crate::volume::Volume;
 use nalgebra::{Matrix4, Vector3};
@@ -199,17 +197,7 @@ impl NgfGrid {
                 let x = self
                     .world_from_voxel
                     .transform_point(&voxel_point(n as usize, self.dims));
-                let q = match self.supports.first[i] {
-                    Some(f) => {
-                        x + displacement_at(
-                            &field.coefficients,
-                            field.dims,
-                            f as usize,
-                            &self.supports.weights[i],
-                        )
-                    }
-                    None => x,
-                };
+                let q = self.supports.displaced(i, x, field);
                 let p = vm.transform_point(&q);
                 match level.moving.sample_exact([p.x, p.y, p.z]) {
                     Some((v, g)) => (v as f32, Some((a_t * g).map(|c| c as f32))),
