@@ -743,22 +743,11 @@ fn render_through_viewport(
         Some((&mut raycaster, params)),
     );
     {
-        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("window stand-in"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &target.color_view,
-                resolve_target: None,
-                depth_slice: None,
-                ops: wgpu::Operations {
-                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                    store: wgpu::StoreOp::Store,
-                },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
+        let mut pass = fuseprint::render::cleared_colour_pass(
+            &mut encoder,
+            "window stand-in",
+            &target.color_view,
+        );
         viewport.paint(&mut pass);
     }
     ctx.queue.submit([encoder.finish()]);

@@ -82,7 +82,7 @@ impl RgbaImage {
 }
 
 /// A colour-only pass over `view`, cleared to black first.
-pub(crate) fn cleared_colour_pass<'e>(
+pub fn cleared_colour_pass<'e>(
     encoder: &'e mut wgpu::CommandEncoder,
     label: &str,
     view: &'e wgpu::TextureView,

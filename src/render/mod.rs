@@ -28,7 +28,7 @@ pub use four_view::{
     render_four_view, render_four_view_scene, render_scene, SceneDrawer, SceneView,
 };
 pub use fusion::{Fusion, LayerStyle, Window};
-pub use gpu::{device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
+pub use gpu::{cleared_colour_pass, device_descriptor, GpuContext, OffscreenTarget, RgbaImage};
 pub use mesh_view::{Lighting, MeshRenderer};
 pub use picking::PickHit;
 pub use png::{render_image, render_to_png, save_png, PngError};
