@@ -608,6 +608,12 @@ pub struct BenchRegisterArgs {
     /// Seed of the registration's sample sets (the phantom stays the same).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Write the benchmark pairs and their truth to DIR for peer tools (elastix, ANTs) and
+    /// exit without registering: `fixed_ct.nii.gz`, `moving_mr.nii.gz` (warped pair),
+    /// `moving_mr_rigid.nii.gz` (rigid-only pair, same CT), `target_points.txt` (fixed world
+    /// LPS, transformix's input-points format) and `true_moving_points[_rigid].txt`.
+    #[arg(long, value_name = "DIR")]
+    pub write_phantom: Option<PathBuf>,
 }
 
 fn report_line(name: &str, secs: f64, cpu: f64, tre: &TreSummary, rep: &RegistrationReport) {
@@ -627,6 +633,9 @@ pub fn bench(args: BenchRegisterArgs) -> anyhow::Result<()> {
         }
         s
     };
+    if let Some(dir) = &args.write_phantom {
+        return write_phantom(dir, &spec(true), &spec(false));
+    }
     if !args.deformable_only {
         bench_rigid(&args, &spec(false))?;
     }
@@ -634,6 +643,65 @@ pub fn bench(args: BenchRegisterArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     bench_deformable(&args, &spec(true))
+}
+
+/// Points as transformix reads them (`-def FILE`): `point`, the count, one `x y z` a line.
+/// Our world frame is LPS, which is ITK's physical frame, so the numbers need no flip.
+fn transformix_points_text(points: &[nalgebra::Point3<f64>]) -> String {
+    let mut text = format!("point\n{}\n", points.len());
+    for p in points {
+        text.push_str(&format!("{:.6} {:.6} {:.6}\n", p.x, p.y, p.z));
+    }
+    text
+}
+
+fn write_phantom(dir: &Path, warped: &PhantomSpec, rigid: &PhantomSpec) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io::IoError::os(dir, e))?;
+    let ph = warped.clone().generate();
+    let points = ph.target_points(5.0);
+    nifti::write_nifti(
+        &dir.join("fixed_ct.nii.gz"),
+        &ph.ct,
+        "fuseprint benchmark CT phantom",
+        true,
+    )?;
+    nifti::write_nifti(
+        &dir.join("moving_mr.nii.gz"),
+        &ph.mr,
+        "fuseprint benchmark MR phantom (rigid + sine warp)",
+        true,
+    )?;
+    write_text(
+        &dir.join("target_points.txt"),
+        &transformix_points_text(&points),
+        true,
+    )?;
+    let truth: Vec<_> = points.iter().map(|p| ph.spec.truth.apply(p)).collect();
+    write_text(
+        &dir.join("true_moving_points.txt"),
+        &transformix_points_text(&truth),
+        true,
+    )?;
+    drop(ph);
+    let ph = rigid.clone().generate();
+    nifti::write_nifti(
+        &dir.join("moving_mr_rigid.nii.gz"),
+        &ph.mr,
+        "fuseprint benchmark MR phantom (rigid only)",
+        true,
+    )?;
+    let truth: Vec<_> = points.iter().map(|p| ph.spec.truth.apply(p)).collect();
+    write_text(
+        &dir.join("true_moving_points_rigid.txt"),
+        &transformix_points_text(&truth),
+        true,
+    )?;
+    println!(
+        "wrote the benchmark pairs and {} target points (fixed world LPS mm) to {}",
+        points.len(),
+        dir.display()
+    );
+    Ok(())
 }
 
 fn bench_rigid(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Result<()> {
