@@ -8,6 +8,10 @@
 //! place, so any other vertex's faces are still its pass-start faces minus the removed ones:
 //! the checks of every collapse see the current surface, and the cost of every edge a pass
 //! collapses is exact. An edge's cost is recomputed only when a collapse moved one of its ends.
+//!
+//! The first passes are coarse: they collapse every legal edge whose cost is under a small
+//! tolerance, in storage order without ranking (under the tolerance, order does not matter for
+//! quality), so the ranked passes start from a much smaller mesh.
 
 use super::{MeshingError, StageTimes};
 use crate::jobs::JobContext;
@@ -451,6 +455,14 @@ fn block_len(vertex_count: usize) -> usize {
     vertex_count.div_ceil(blocks).max(4096)
 }
 
+/// Coarse passes collapse every legal edge whose quadric error is under this (as a distance,
+/// mm), unranked; the ranked passes take over from the smaller mesh they leave.
+const COARSE_TOLERANCE_MM: f64 = 0.05;
+/// At most this many coarse passes.
+const COARSE_PASSES: usize = 6;
+/// Coarse passes stop once one removes less than 1/this of the live faces.
+const COARSE_STOP_FRACTION: usize = 10;
+
 /// Decimates a closed (or mostly closed) mesh; boundary edges are never collapsed.
 pub fn decimate(
     mesh: &TriMesh,
@@ -521,6 +533,9 @@ pub fn decimate_timed(
     let mut breadth = 2;
     let block = block_len(n);
     let mut passes = 0usize;
+    // Quadric costs are squared distances (summed over the planes a vertex has gathered).
+    let coarse_cost = COARSE_TOLERANCE_MM.powi(2).min(max_cost) as f32;
+    let mut coarse_passes_left = COARSE_PASSES;
     while live > face_target {
         ctx.check_cancelled()?;
         passes += 1;
@@ -542,7 +557,8 @@ pub fn decimate_timed(
         // Each interior edge once: from the face where it runs from lower to higher id. Only
         // edges with an end locked by the last pass (all, on the first) change cost.
         // The count of rankable edges comes with the costs, not from another scan.
-        let valid = times.time("decimate: costs", || {
+        let coarse = coarse_passes_left > 0;
+        let (valid, cheap) = times.time("decimate: costs", || {
             let (pos, quadric, locked) = (&pos, &quadric, &locked);
             edge_cost
                 .par_chunks_mut(3)
@@ -562,22 +578,34 @@ pub fn decimate_timed(
                             };
                         }
                     }
-                    costs.iter().filter(|c| !c.is_nan()).count()
+                    let valid = costs.iter().filter(|c| !c.is_nan()).count();
+                    let cheap = costs.iter().filter(|&&c| c <= coarse_cost).count();
+                    (valid, cheap)
                 })
-                .sum::<usize>()
+                .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
         });
         let needed = (live - face_target).div_ceil(2);
         let rank_start = std::time::Instant::now();
         // Ranking more than the collapses still needed lets a pass get close to the goal
         // although some are illegal or locked; only the cheapest run.
-        let take = (breadth * needed).min(valid);
+        let take = if coarse {
+            cheap
+        } else {
+            (breadth * needed).min(valid)
+        };
         if take == 0 {
+            if coarse {
+                coarse_passes_left = 0;
+                continue;
+            }
             break;
         }
-        let ranks_all = take == valid;
+        let ranks_all = !coarse && take == valid;
         // Only edges up to about the take-th cheapest cost are gathered and sorted: the
         // threshold comes from a sample, so no pass sorts or selects over every edge.
-        let threshold = if ranks_all {
+        let threshold = if coarse {
+            coarse_cost
+        } else if ranks_all {
             f32::INFINITY
         } else {
             cost_quantile(&edge_cost, valid, take)
@@ -597,7 +625,10 @@ pub fn decimate_timed(
                     }
                 }),
         );
-        sort_by_cost(&mut candidates, &mut scratch);
+        // A coarse pass takes every edge under its tolerance, in any order: no ranking.
+        if !coarse {
+            sort_by_cost(&mut candidates, &mut scratch);
+        }
         times.add("decimate: rank", rank_start.elapsed().as_secs_f64());
         let inc = match first_inc.take() {
             Some(inc) => inc,
@@ -619,6 +650,13 @@ pub fn decimate_timed(
                 if rank < needed {
                     quota[b] += 1;
                 }
+            }
+        }
+        if coarse && ranked.len() > needed {
+            // Unranked, the cheap edges are shared out in proportion to each block's count,
+            // rounded down, so the quotas still sum to at most `needed`.
+            for (q, list) in quota.iter_mut().zip(&per_block) {
+                *q = list.len() * needed / ranked.len();
             }
         }
         let results: Vec<Result<(usize, usize, Vec<u32>), MeshingError>> = pos
@@ -708,7 +746,17 @@ pub fn decimate_timed(
             "decimate: collapse (serial)",
             serial_start.elapsed().as_secs_f64(),
         );
+        if coarse {
+            coarse_passes_left -= 1;
+            // Once a coarse pass removes few faces, the cheap edges are used up: rank the rest.
+            if 2 * collapsed * COARSE_STOP_FRACTION < live {
+                coarse_passes_left = 0;
+            }
+        }
         if collapsed == 0 {
+            if coarse {
+                continue;
+            }
             if ranks_all {
                 break;
             }
