@@ -601,7 +601,7 @@ pub fn decimate_timed(
             break;
         }
         let ranks_all = !coarse && take == valid;
-        // Only edges up to about the take-th cheapest cost are gathered and sorted: the
+        // Only edges up to about the take-th cheapest cost are gathered and ranked: the
         // threshold comes from a sample, so no pass sorts or selects over every edge.
         let threshold = if coarse {
             coarse_cost
@@ -625,9 +625,42 @@ pub fn decimate_timed(
                     }
                 }),
         );
-        // A coarse pass takes every edge under its tolerance, in any order: no ranking.
+        // Each block ranks the candidates it owns (both ends in it), blocks in parallel, so no
+        // serial sort runs over all of them; the rest straddle a seam and wait for the serial
+        // sweep. A coarse pass takes every edge under its tolerance in any order: no ranking.
+        let blocks = n.div_ceil(block);
+        let mut per_block: Vec<Vec<Candidate>> = vec![Vec::new(); blocks];
+        let mut rest: Vec<Candidate> = Vec::new();
+        for c in &candidates {
+            let b = c.u as usize / block;
+            if c.v as usize / block == b {
+                per_block[b].push(*c);
+            } else {
+                rest.push(*c);
+            }
+        }
         if !coarse {
-            sort_by_cost(&mut candidates, &mut scratch);
+            per_block
+                .par_iter_mut()
+                .for_each(|list| sort_by_cost(list, &mut Vec::new()));
+        }
+        // Each block walks its own edges up to a quota: its share of the cheapest `needed`
+        // edges (of all of them, on a coarse pass). The quotas sum to at most `needed`, so the
+        // parallel phase never overshoots the target, whatever the scheduling.
+        let mut quota: Vec<usize> = if coarse {
+            per_block.iter().map(Vec::len).collect()
+        } else {
+            let cut = cost_quantile(&edge_cost, valid, needed);
+            per_block
+                .iter()
+                .map(|list| list.partition_point(|c| c.cost <= cut))
+                .collect()
+        };
+        let shared_out: usize = quota.iter().sum();
+        if shared_out > needed {
+            for q in &mut quota {
+                *q = *q * needed / shared_out;
+            }
         }
         times.add("decimate: rank", rank_start.elapsed().as_secs_f64());
         let inc = match first_inc.take() {
@@ -635,31 +668,8 @@ pub fn decimate_timed(
             None => times.time("decimate: incidence", || Incidence::build(n, &faces)),
         };
         locked.iter_mut().for_each(|l| *l = false);
-        let ranked = &candidates[..];
-        // Each block walks its own edges in cost order, up to a quota: its share of the
-        // cheapest `needed` edges. The quotas sum to at most `needed`, so the parallel phase
-        // never overshoots the target, whatever the scheduling.
         let parallel_start = std::time::Instant::now();
-        let blocks = n.div_ceil(block);
-        let mut per_block: Vec<Vec<u32>> = vec![Vec::new(); blocks];
-        let mut quota = vec![0usize; blocks];
-        for (rank, c) in ranked.iter().enumerate() {
-            let b = c.u as usize / block;
-            if c.v as usize / block == b {
-                per_block[b].push(rank as u32);
-                if rank < needed {
-                    quota[b] += 1;
-                }
-            }
-        }
-        if coarse && ranked.len() > needed {
-            // Unranked, the cheap edges are shared out in proportion to each block's count,
-            // rounded down, so the quotas still sum to at most `needed`.
-            for (q, list) in quota.iter_mut().zip(&per_block) {
-                *q = list.len() * needed / ranked.len();
-            }
-        }
-        let results: Vec<Result<(usize, usize, Vec<u32>), MeshingError>> = pos
+        let results: Vec<Result<(usize, usize, Vec<Candidate>), MeshingError>> = pos
             .par_chunks_mut(block)
             .zip(quadric.par_chunks_mut(block))
             .zip(locked.par_chunks_mut(block))
@@ -680,7 +690,7 @@ pub fn decimate_timed(
                     let mut collapsed = 0;
                     let mut walked = 0;
                     let mut foreign = Vec::new();
-                    for &rank in list {
+                    for c in list {
                         if collapsed == quota {
                             break;
                         }
@@ -688,10 +698,9 @@ pub fn decimate_timed(
                         if walked % 65536 == 0 {
                             ctx.check_cancelled()?;
                         }
-                        let c = ranked[rank as usize];
                         match blk.try_collapse(&faces, &inc, c.u, c.v) {
                             Ok(()) => collapsed += 1,
-                            Err(Refused::Foreign) => foreign.push(rank),
+                            Err(Refused::Foreign) => foreign.push(*c),
                             Err(Refused::Illegal) => {}
                         }
                     }
@@ -701,23 +710,21 @@ pub fn decimate_timed(
             .collect();
         // Edges a block walked are settled (collapsed, or illegal for good this pass) unless
         // they reached outside it; the serial sweep takes all the others, in cost order.
-        let mut settled = vec![false; ranked.len()];
         let mut collapsed = 0;
         for (r, list) in results.into_iter().zip(&per_block) {
             let (c, walked, foreign) = r?;
             collapsed += c;
-            for &rank in &list[..walked] {
-                settled[rank as usize] = true;
-            }
-            for rank in foreign {
-                settled[rank as usize] = false;
-            }
+            rest.extend(foreign);
+            rest.extend_from_slice(&list[walked..]);
         }
         times.add(
             "decimate: collapse (blocks)",
             parallel_start.elapsed().as_secs_f64(),
         );
         let serial_start = std::time::Instant::now();
+        if !coarse {
+            sort_by_cost(&mut rest, &mut scratch);
+        }
         let mut all = Block {
             lo: 0,
             pos: &mut pos,
@@ -728,15 +735,12 @@ pub fn decimate_timed(
             ru: Vec::new(),
             rv: Vec::new(),
         };
-        for (rank, c) in ranked.iter().enumerate() {
+        for (i, c) in rest.iter().enumerate() {
             if collapsed == needed {
                 break;
             }
-            if rank % 65536 == 65535 {
+            if i % 65536 == 65535 {
                 ctx.check_cancelled()?;
-            }
-            if settled[rank] {
-                continue;
             }
             if all.try_collapse(&faces, &inc, c.u, c.v).is_ok() {
                 collapsed += 1;
