@@ -8,6 +8,10 @@
 //! place, so any other vertex's faces are still its pass-start faces minus the removed ones:
 //! the checks of every collapse see the current surface, and the cost of every edge a pass
 //! collapses is exact. An edge's cost is recomputed only when a collapse moved one of its ends.
+//!
+//! The first passes are coarse: they collapse every legal edge whose cost is under a small
+//! tolerance, in storage order without ranking (under the tolerance, order does not matter for
+//! quality), so the ranked passes start from a much smaller mesh.
 
 use super::{MeshingError, StageTimes};
 use crate::jobs::JobContext;
@@ -451,6 +455,14 @@ fn block_len(vertex_count: usize) -> usize {
     vertex_count.div_ceil(blocks).max(4096)
 }
 
+/// Coarse passes collapse every legal edge whose quadric error is under this (as a distance,
+/// mm), unranked; the ranked passes take over from the smaller mesh they leave.
+const COARSE_TOLERANCE_MM: f64 = 0.05;
+/// At most this many coarse passes.
+const COARSE_PASSES: usize = 6;
+/// Coarse passes stop once one removes less than 1/this of the live faces.
+const COARSE_STOP_FRACTION: usize = 10;
+
 /// Decimates a closed (or mostly closed) mesh; boundary edges are never collapsed.
 pub fn decimate(
     mesh: &TriMesh,
@@ -521,6 +533,9 @@ pub fn decimate_timed(
     let mut breadth = 2;
     let block = block_len(n);
     let mut passes = 0usize;
+    // Quadric costs are squared distances (summed over the planes a vertex has gathered).
+    let coarse_cost = COARSE_TOLERANCE_MM.powi(2).min(max_cost) as f32;
+    let mut coarse_passes_left = COARSE_PASSES;
     while live > face_target {
         ctx.check_cancelled()?;
         passes += 1;
@@ -542,7 +557,8 @@ pub fn decimate_timed(
         // Each interior edge once: from the face where it runs from lower to higher id. Only
         // edges with an end locked by the last pass (all, on the first) change cost.
         // The count of rankable edges comes with the costs, not from another scan.
-        let valid = times.time("decimate: costs", || {
+        let coarse = coarse_passes_left > 0;
+        let (valid, cheap) = times.time("decimate: costs", || {
             let (pos, quadric, locked) = (&pos, &quadric, &locked);
             edge_cost
                 .par_chunks_mut(3)
@@ -562,22 +578,34 @@ pub fn decimate_timed(
                             };
                         }
                     }
-                    costs.iter().filter(|c| !c.is_nan()).count()
+                    let valid = costs.iter().filter(|c| !c.is_nan()).count();
+                    let cheap = costs.iter().filter(|&&c| c <= coarse_cost).count();
+                    (valid, cheap)
                 })
-                .sum::<usize>()
+                .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
         });
         let needed = (live - face_target).div_ceil(2);
         let rank_start = std::time::Instant::now();
         // Ranking more than the collapses still needed lets a pass get close to the goal
         // although some are illegal or locked; only the cheapest run.
-        let take = (breadth * needed).min(valid);
+        let take = if coarse {
+            cheap
+        } else {
+            (breadth * needed).min(valid)
+        };
         if take == 0 {
+            if coarse {
+                coarse_passes_left = 0;
+                continue;
+            }
             break;
         }
-        let ranks_all = take == valid;
-        // Only edges up to about the take-th cheapest cost are gathered and sorted: the
+        let ranks_all = !coarse && take == valid;
+        // Only edges up to about the take-th cheapest cost are gathered and ranked: the
         // threshold comes from a sample, so no pass sorts or selects over every edge.
-        let threshold = if ranks_all {
+        let threshold = if coarse {
+            coarse_cost
+        } else if ranks_all {
             f32::INFINITY
         } else {
             cost_quantile(&edge_cost, valid, take)
@@ -597,31 +625,51 @@ pub fn decimate_timed(
                     }
                 }),
         );
-        sort_by_cost(&mut candidates, &mut scratch);
+        // Each block ranks the candidates it owns (both ends in it), blocks in parallel, so no
+        // serial sort runs over all of them; the rest straddle a seam and wait for the serial
+        // sweep. A coarse pass takes every edge under its tolerance in any order: no ranking.
+        let blocks = n.div_ceil(block);
+        let mut per_block: Vec<Vec<Candidate>> = vec![Vec::new(); blocks];
+        let mut rest: Vec<Candidate> = Vec::new();
+        for c in &candidates {
+            let b = c.u as usize / block;
+            if c.v as usize / block == b {
+                per_block[b].push(*c);
+            } else {
+                rest.push(*c);
+            }
+        }
+        if !coarse {
+            per_block
+                .par_iter_mut()
+                .for_each(|list| sort_by_cost(list, &mut Vec::new()));
+        }
+        // Each block walks its own edges up to a quota: its share of the cheapest `needed`
+        // edges (of all of them, on a coarse pass). The quotas sum to at most `needed`, so the
+        // parallel phase never overshoots the target, whatever the scheduling.
+        let mut quota: Vec<usize> = if coarse {
+            per_block.iter().map(Vec::len).collect()
+        } else {
+            let cut = cost_quantile(&edge_cost, valid, needed);
+            per_block
+                .iter()
+                .map(|list| list.partition_point(|c| c.cost <= cut))
+                .collect()
+        };
+        let shared_out: usize = quota.iter().sum();
+        if shared_out > needed {
+            for q in &mut quota {
+                *q = *q * needed / shared_out;
+            }
+        }
         times.add("decimate: rank", rank_start.elapsed().as_secs_f64());
         let inc = match first_inc.take() {
             Some(inc) => inc,
             None => times.time("decimate: incidence", || Incidence::build(n, &faces)),
         };
         locked.iter_mut().for_each(|l| *l = false);
-        let ranked = &candidates[..];
-        // Each block walks its own edges in cost order, up to a quota: its share of the
-        // cheapest `needed` edges. The quotas sum to at most `needed`, so the parallel phase
-        // never overshoots the target, whatever the scheduling.
         let parallel_start = std::time::Instant::now();
-        let blocks = n.div_ceil(block);
-        let mut per_block: Vec<Vec<u32>> = vec![Vec::new(); blocks];
-        let mut quota = vec![0usize; blocks];
-        for (rank, c) in ranked.iter().enumerate() {
-            let b = c.u as usize / block;
-            if c.v as usize / block == b {
-                per_block[b].push(rank as u32);
-                if rank < needed {
-                    quota[b] += 1;
-                }
-            }
-        }
-        let results: Vec<Result<(usize, usize, Vec<u32>), MeshingError>> = pos
+        let results: Vec<Result<(usize, usize, Vec<Candidate>), MeshingError>> = pos
             .par_chunks_mut(block)
             .zip(quadric.par_chunks_mut(block))
             .zip(locked.par_chunks_mut(block))
@@ -642,7 +690,7 @@ pub fn decimate_timed(
                     let mut collapsed = 0;
                     let mut walked = 0;
                     let mut foreign = Vec::new();
-                    for &rank in list {
+                    for c in list {
                         if collapsed == quota {
                             break;
                         }
@@ -650,10 +698,9 @@ pub fn decimate_timed(
                         if walked % 65536 == 0 {
                             ctx.check_cancelled()?;
                         }
-                        let c = ranked[rank as usize];
                         match blk.try_collapse(&faces, &inc, c.u, c.v) {
                             Ok(()) => collapsed += 1,
-                            Err(Refused::Foreign) => foreign.push(rank),
+                            Err(Refused::Foreign) => foreign.push(*c),
                             Err(Refused::Illegal) => {}
                         }
                     }
@@ -663,23 +710,21 @@ pub fn decimate_timed(
             .collect();
         // Edges a block walked are settled (collapsed, or illegal for good this pass) unless
         // they reached outside it; the serial sweep takes all the others, in cost order.
-        let mut settled = vec![false; ranked.len()];
         let mut collapsed = 0;
         for (r, list) in results.into_iter().zip(&per_block) {
             let (c, walked, foreign) = r?;
             collapsed += c;
-            for &rank in &list[..walked] {
-                settled[rank as usize] = true;
-            }
-            for rank in foreign {
-                settled[rank as usize] = false;
-            }
+            rest.extend(foreign);
+            rest.extend_from_slice(&list[walked..]);
         }
         times.add(
             "decimate: collapse (blocks)",
             parallel_start.elapsed().as_secs_f64(),
         );
         let serial_start = std::time::Instant::now();
+        if !coarse {
+            sort_by_cost(&mut rest, &mut scratch);
+        }
         let mut all = Block {
             lo: 0,
             pos: &mut pos,
@@ -690,15 +735,12 @@ pub fn decimate_timed(
             ru: Vec::new(),
             rv: Vec::new(),
         };
-        for (rank, c) in ranked.iter().enumerate() {
+        for (i, c) in rest.iter().enumerate() {
             if collapsed == needed {
                 break;
             }
-            if rank % 65536 == 65535 {
+            if i % 65536 == 65535 {
                 ctx.check_cancelled()?;
-            }
-            if settled[rank] {
-                continue;
             }
             if all.try_collapse(&faces, &inc, c.u, c.v).is_ok() {
                 collapsed += 1;
@@ -708,7 +750,17 @@ pub fn decimate_timed(
             "decimate: collapse (serial)",
             serial_start.elapsed().as_secs_f64(),
         );
+        if coarse {
+            coarse_passes_left -= 1;
+            // Once a coarse pass removes few faces, the cheap edges are used up: rank the rest.
+            if 2 * collapsed * COARSE_STOP_FRACTION < live {
+                coarse_passes_left = 0;
+            }
+        }
         if collapsed == 0 {
+            if coarse {
+                continue;
+            }
             if ranks_all {
                 break;
             }

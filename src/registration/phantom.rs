@@ -180,6 +180,10 @@ pub struct PhantomSpec {
     /// Peak relative amplitude of the MR's multiplicative bias field.
     pub mr_bias: f64,
     pub seed: u64,
+    /// Relative amplitude of a smooth pattern inside the brain (0: uniform brain, the
+    /// benchmark). Only for experiments that ask whether the benchmark's limit is its
+    /// textureless interior: 0.25 is ±10 HU on CT and ±25 % on MR.
+    pub brain_texture: f64,
 }
 
 /// A generated pair with its ground truth.
@@ -205,13 +209,43 @@ fn coverage(shape: &Shape, scale: f64, local: &Vector3<f64>, ramp_mm: f64) -> f6
     (0.5 - signed / ramp_mm).clamp(0.0, 1.0)
 }
 
-fn object_value(scale: f64, local: &Vector3<f64>, ct: bool, ramp_mm: f64) -> (f32, u16) {
+/// A smooth, object-fixed pattern in [−1, 1]: three plane waves of 14–23 mm wavelength in
+/// oblique directions, standing in for grey/white-matter structure (see
+/// [`PhantomSpec::brain_texture`]).
+fn brain_pattern(scale: f64, local: &Vector3<f64>) -> f64 {
+    const WAVES: [([f64; 3], f64, f64); 3] = [
+        ([0.8, 0.5, 0.33], 17.0, 0.3),
+        ([-0.3, 0.85, 0.43], 23.0, 1.1),
+        ([0.45, -0.2, 0.87], 14.0, 2.0),
+    ];
+    WAVES
+        .iter()
+        .map(|(dir, wavelength, phase)| {
+            let k = 2.0 * std::f64::consts::PI / (wavelength * scale);
+            (k * Vector3::from(*dir).normalize().dot(local) + phase).sin()
+        })
+        .sum::<f64>()
+        / 3.0
+}
+
+fn object_value(
+    scale: f64,
+    local: &Vector3<f64>,
+    ct: bool,
+    ramp_mm: f64,
+    brain_texture: f64,
+) -> (f32, u16) {
     let mut v = if ct { -1000.0f64 } else { 0.0 };
     let mut label = 0u16;
     for s in &SHAPES {
         let w = coverage(s, scale, local, ramp_mm);
         if w > 0.0 {
-            let target = if ct { s.ct } else { s.mr } as f64;
+            let mut target = if ct { s.ct } else { s.mr } as f64;
+            if s.label == 3 && brain_texture != 0.0 {
+                // Opposite polarity in the two modalities, as grey/white matter in CT vs T1.
+                let t = brain_texture * brain_pattern(scale, local);
+                target += if ct { 40.0 * t } else { -target * t };
+            }
             v = v * (1.0 - w) + target * w;
             if w >= 0.5 {
                 label = s.label;
@@ -256,6 +290,7 @@ impl PhantomSpec {
             mr_noise: 15.0,
             mr_bias: 0.15,
             seed: 7,
+            brain_texture: 0.0,
         }
     }
 
@@ -287,18 +322,20 @@ impl PhantomSpec {
             mr_noise: 10.0,
             mr_bias: 0.15,
             seed: 11,
+            brain_texture: 0.0,
         }
     }
 
     pub fn generate(self) -> Phantom {
         let scale = self.scale;
+        let texture = self.brain_texture;
         let c = self.object_centre_mm;
         let mean_spacing = |g: &VolumeGeometry| g.spacing_mm.iter().sum::<f64>() / 3.0;
         let (fixed_ramp, moving_ramp) = (mean_spacing(&self.fixed), mean_spacing(&self.moving));
         let fw = self.fixed.world_from_voxel();
         let ct_pairs = Volume::from_fn(self.fixed.clone(), |[i, j, k]| {
             let x = fw.transform_point(&Point3::new(i as f64, j as f64, k as f64));
-            object_value(scale, &(x.coords - c), true, fixed_ramp)
+            object_value(scale, &(x.coords - c), true, fixed_ramp, texture)
         });
         let mw = self.moving.world_from_voxel();
         let truth = self.truth.clone();
@@ -308,7 +345,7 @@ impl PhantomSpec {
         let mr_pairs = Volume::from_fn(self.moving.clone(), |[i, j, k]| {
             let y = mw.transform_point(&Point3::new(i as f64, j as f64, k as f64));
             let x = truth.invert(&y);
-            let (v, l) = object_value(scale, &(x.coords - c), false, moving_ramp);
+            let (v, l) = object_value(scale, &(x.coords - c), false, moving_ramp, texture);
             // Smooth multiplicative bias along the MR's own axes (coil shading).
             let r = (y.coords - moving_centre)
                 .component_div(&Vector3::from(half_extent).map(|e| e.max(1.0)));
