@@ -50,8 +50,10 @@ fn reproduces_reference(model: &str, reference: &str) {
     if backend.kind == BackendKind::Tract
         && std::env::var_os("FUSEPRINT_TRACT_REAL_MODELS").is_none()
     {
-        // On tract these 256³ MeshNets need ~7 GB and most of an hour on 2 cores (im2col), so
-        // the reference comparison runs on ONNX Runtime; scripts/test.sh fetches one for CI.
+        // On tract (with the patched direct 3D convolution, vendor/tract-core) the whole
+        // t1_crop takes minutes on 2 cores, too long for CI, so the reference comparison runs on
+        // ONNX Runtime (scripts/test.sh fetches one for CI); tests/tract_conv3d.rs checks
+        // mindgrab on tract on a crop.
         assert!(
             std::env::var_os("FUSEPRINT_REQUIRE_ORT").is_none(),
             "ONNX Runtime was required (FUSEPRINT_REQUIRE_ORT) but the active backend is tract: {}",
@@ -61,9 +63,9 @@ fn reproduces_reference(model: &str, reference: &str) {
         return;
     }
     if backend.kind == BackendKind::Tract {
-        // tract's 3D convolution unfolds its input (im2col): the whole ~200³ head crop needs
-        // well over 20 GB, a 128³ patch about 7 GB. Tiling changes only voxels near patch
-        // borders, which the Gaussian weights damp.
+        // As the app runs MeshNets on tract (Manifest::bound_memory_for): 128³ patches bound
+        // memory. Tiling changes only voxels near patch borders, which the Gaussian weights
+        // damp.
         manifest.patch = PatchMode::SlidingWindow {
             size: [TRACT_PATCH; 3],
             overlap: 0.25,

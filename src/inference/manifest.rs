@@ -184,9 +184,11 @@ pub struct Manifest {
     pub base_dir: PathBuf,
 }
 
-/// Patch edge (voxels) that whole-volume models run in on tract: tract unfolds each 3D
-/// convolution's input (im2col), so a whole 256³ head needs more than 20 GB (measured: killed at
-/// 23 GB), a 128³ patch about 7 GB.
+/// Patch edge (voxels) that whole-volume models run in on tract. Stock tract unfolded each 3D
+/// convolution's input (im2col): a whole 256³ head needed more than 20 GB (killed at 23 GB), a
+/// 128³ patch about 7 GB. The direct 3D convolution patched into tract-core
+/// (vendor/tract-core/PATCHES.md) brought a 128³ MeshNet patch down to ~0.7 GB; the patch rule
+/// stays as the bound for models that declare nothing.
 pub const TRACT_PATCH: usize = 128;
 
 /// Field of view a whole-volume model must fit on tract to keep running whole: a 512 × 512 × 400
@@ -194,8 +196,8 @@ pub const TRACT_PATCH: usize = 128;
 pub const TRACT_FIELD_MM: [f64; 3] = [500.0, 500.0, 500.0];
 
 /// Memory a whole-volume run on tract may take for [`TRACT_FIELD_MM`]: about what one
-/// [`TRACT_PATCH`]³ patch of a MeshNet takes there (7 GB), so no model gets more than the patch
-/// rule already allows.
+/// [`TRACT_PATCH`]³ patch of a MeshNet took on stock tract (7 GB), so no model gets more than the
+/// patch rule allowed.
 pub const TRACT_WHOLE_VOLUME_BUDGET_BYTES: f64 = 8.0 * 1024.0 * 1024.0 * 1024.0;
 
 impl Manifest {

@@ -1,0 +1,383 @@
+//! The direct 3D convolution patched into tract-core (vendor/tract-core/PATCHES.md) against a naive
+//! loop: random tensors, several dilations, paddings and channel counts, sizes that are not
+//! multiples of the vector width, concrete and symbolic spatial shapes.
+
+mod common;
+
+use tract_core::internal::*;
+use tract_core::ops::cnn::conv::{Conv, DirectConv3d, KernelFormat};
+use tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+use tract_core::ops::nn::DataFormat;
+
+/// A deterministic stream of values in -1..1 (xorshift), so failures reproduce.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn tensor(&mut self, shape: &[usize]) -> Tensor {
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| self.next()).collect();
+        tract_ndarray::ArrayD::from_shape_vec(shape, values)
+            .expect("shape matches")
+            .into()
+    }
+}
+
+struct Case {
+    cin: usize,
+    cout: usize,
+    size: [usize; 3],
+    kernel: [usize; 3],
+    dilation: [usize; 3],
+    pad_before: [usize; 3],
+    pad_after: [usize; 3],
+}
+
+/// out[co][z][y][x] = bias[co] + Σ kernel[co][ci][a][b][c] · in[ci][z + a·dz − pz][…][…], zero outside.
+fn reference(case: &Case, input: &[f32], kernel: &[f32], bias: &[f32]) -> (Vec<f32>, [usize; 3]) {
+    let mut out_size = [0; 3];
+    for axis in 0..3 {
+        out_size[axis] = case.size[axis] + case.pad_before[axis] + case.pad_after[axis]
+            - (case.kernel[axis] - 1) * case.dilation[axis];
+    }
+    let [d, h, w] = case.size;
+    let [od, oh, ow] = out_size;
+    let [kd, kh, kw] = case.kernel;
+    let mut out = vec![0f32; case.cout * od * oh * ow];
+    for co in 0..case.cout {
+        for z in 0..od {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let mut sum = bias[co] as f64;
+                    for ci in 0..case.cin {
+                        for a in 0..kd {
+                            for b in 0..kh {
+                                for c in 0..kw {
+                                    let zi = (z + a * case.dilation[0]) as isize
+                                        - case.pad_before[0] as isize;
+                                    let yi = (y + b * case.dilation[1]) as isize
+                                        - case.pad_before[1] as isize;
+                                    let xi = (x + c * case.dilation[2]) as isize
+                                        - case.pad_before[2] as isize;
+                                    if zi < 0
+                                        || yi < 0
+                                        || xi < 0
+                                        || zi >= d as isize
+                                        || yi >= h as isize
+                                        || xi >= w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let v = input[((ci * d + zi as usize) * h + yi as usize) * w
+                                        + xi as usize];
+                                    let k =
+                                        kernel[(((co * case.cin + ci) * kd + a) * kh + b) * kw + c];
+                                    sum += (v * k) as f64;
+                                }
+                            }
+                        }
+                    }
+                    out[((co * od + z) * oh + y) * ow + x] = sum as f32;
+                }
+            }
+        }
+    }
+    (out, out_size)
+}
+
+/// Runs `case` through tract's optimiser and plan (as ort-tract does), checks that the direct op
+/// was chosen, and returns the output.
+fn run_tract(
+    case: &Case,
+    symbolic: bool,
+    input: &Tensor,
+    kernel: &Tensor,
+    bias: &Tensor,
+) -> TractResult<Tensor> {
+    let mut model = TypedModel::default();
+    let spatial: TVec<TDim> = if symbolic {
+        ["d", "h", "w"]
+            .iter()
+            .map(|s| model.sym(s).into())
+            .collect()
+    } else {
+        case.size.iter().map(|s| s.to_dim()).collect()
+    };
+    let mut shape: TVec<TDim> = tvec![1.to_dim(), case.cin.to_dim()];
+    shape.extend(spatial);
+    let x = model.add_source("x", f32::fact(&shape))?;
+    let k = model.add_const("kernel", kernel.clone())?;
+    let b = model.add_const("bias", bias.clone())?;
+    let pool_spec = PoolSpec::new(
+        DataFormat::NCHW,
+        case.kernel.iter().copied().collect(),
+        PaddingSpec::Explicit(
+            case.pad_before.iter().copied().collect(),
+            case.pad_after.iter().copied().collect(),
+        ),
+        Some(case.dilation.iter().copied().collect()),
+        None,
+        case.cin,
+        case.cout,
+    );
+    let conv = Conv::new(pool_spec, KernelFormat::OIHW, 1, None);
+    let y = model.wire_node("conv", conv, &[x, k, b])?;
+    model.select_output_outlets(&y)?;
+    let model = {
+        let _planning = PLANNING.lock().unwrap_or_else(|e| e.into_inner());
+        model.into_optimized()?
+    };
+    // A 1×1×1 kernel is a matrix product, which tract's declutter turns into an EinSum first.
+    let pointwise = case.kernel.iter().all(|k| *k == 1);
+    ensure!(
+        pointwise || model.nodes().iter().any(|n| n.op_is::<DirectConv3d>()),
+        "the optimised model does not use DirectConv3d:\n{model}"
+    );
+    let plan = model.into_runnable()?;
+    let mut outputs = plan.run(tvec!(input.clone().into_tvalue()))?;
+    Ok(outputs.remove(0).into_tensor())
+}
+
+fn values(tensor: &Tensor) -> Vec<f32> {
+    tensor
+        .to_plain_array_view::<f32>()
+        .expect("an f32 tensor")
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn check(case: Case, seed: u64) {
+    let mut random = Random(seed);
+    let mut input_shape = vec![1, case.cin];
+    input_shape.extend(case.size);
+    let input = random.tensor(&input_shape);
+    let mut kernel_shape = vec![case.cout, case.cin];
+    kernel_shape.extend(case.kernel);
+    let kernel = random.tensor(&kernel_shape);
+    let bias = random.tensor(&[case.cout]);
+    let (expected, out_size) = reference(&case, &values(&input), &values(&kernel), &values(&bias));
+    for symbolic in [false, true] {
+        let got =
+            run_tract(&case, symbolic, &input, &kernel, &bias).expect("tract runs the convolution");
+        let mut expected_shape = vec![1, case.cout];
+        expected_shape.extend(out_size);
+        assert_eq!(got.shape(), &expected_shape[..], "symbolic: {symbolic}");
+        let got = values(&got);
+        let worst = got
+            .iter()
+            .zip(&expected)
+            .map(|(g, e)| (g - e).abs())
+            .fold(0f32, f32::max);
+        // Sums of up to 15·27 products of values in -1..1: float rounding stays well below 1e-4.
+        assert!(
+            worst < 1e-4,
+            "max |tract - reference| = {worst} (symbolic: {symbolic})"
+        );
+    }
+}
+
+#[test]
+fn meshnet_layer_15_to_15_every_dilation() {
+    // MeshNet's layers: 3×3×3, pads = dilation, dilations 1…16 (16 exceeds the volume here, so
+    // most taps read padding).
+    for (i, dilation) in [1, 2, 4, 16].into_iter().enumerate() {
+        check(
+            Case {
+                cin: 15,
+                cout: 15,
+                size: [9, 11, 19],
+                kernel: [3; 3],
+                dilation: [dilation; 3],
+                pad_before: [dilation; 3],
+                pad_after: [dilation; 3],
+            },
+            1 + i as u64,
+        );
+    }
+}
+
+#[test]
+fn first_and_last_layers_and_wide_outputs() {
+    // 1 → 15 (the first layer), 15 → 3 (a 1×1×1 head), 5 → 20 (two register blocks, the second
+    // one of 8 lanes).
+    check(
+        Case {
+            cin: 1,
+            cout: 15,
+            size: [7, 8, 13],
+            kernel: [3; 3],
+            dilation: [1; 3],
+            pad_before: [1; 3],
+            pad_after: [1; 3],
+        },
+        11,
+    );
+    check(
+        Case {
+            cin: 15,
+            cout: 3,
+            size: [5, 6, 14],
+            kernel: [1; 3],
+            dilation: [1; 3],
+            pad_before: [0; 3],
+            pad_after: [0; 3],
+        },
+        12,
+    );
+    check(
+        Case {
+            cin: 5,
+            cout: 20,
+            size: [6, 7, 17],
+            kernel: [3; 3],
+            dilation: [2; 3],
+            pad_before: [2; 3],
+            pad_after: [2; 3],
+        },
+        13,
+    );
+}
+
+#[test]
+fn asymmetric_padding_anisotropic_kernel_and_dilation() {
+    check(
+        Case {
+            cin: 4,
+            cout: 9,
+            size: [6, 10, 23],
+            kernel: [2, 3, 5],
+            dilation: [1, 3, 2],
+            pad_before: [0, 2, 4],
+            pad_after: [1, 3, 1],
+        },
+        21,
+    );
+    // No padding: the output shrinks.
+    check(
+        Case {
+            cin: 3,
+            cout: 8,
+            size: [7, 9, 12],
+            kernel: [3; 3],
+            dilation: [2, 1, 1],
+            pad_before: [0; 3],
+            pad_after: [0; 3],
+        },
+        22,
+    );
+}
+
+/// The env switch that turns the direct op off is read when a model is optimised: tests that
+/// flip it hold this lock so the others never plan a model in between.
+static PLANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Brainchop's mindgrab (25 dilated 3×3×3 layers) on a 32³ crop of t1_crop, through
+/// tract-onnx as ort-tract plans it (symbolic D/H/W), with the direct op and with tract's own
+/// im2col path: the brain masks agree (Dice ≥ 0.99) and the logits to float rounding.
+#[test]
+fn mindgrab_on_tract_matches_tracts_im2col_path() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let dir = data.join("models/onnx_from_brainchop");
+    let ctx = fuseprint::jobs::JobContext::detached();
+    let t1 = fuseprint::io::load_image(&dir.join("t1_crop.nii.gz"), &ctx).expect("t1_crop loads");
+    let volume = &t1.volume;
+    let [ni, nj, nk] = volume.dims();
+    let max = volume
+        .data()
+        .iter()
+        .copied()
+        .fold(f32::MIN, f32::max)
+        .max(f32::MIN_POSITIVE);
+    // A 32³ crop around the centre of the head: brain, its edge and some skull, min-max scaled
+    // as the manifest does (the volume's minimum is 0).
+    const EDGE: usize = 32;
+    let start = [ni / 2 - EDGE / 2, nj / 2 - EDGE / 2, nk / 2 - EDGE / 2];
+    let input: Tensor =
+        tract_ndarray::Array5::from_shape_fn((1, 1, EDGE, EDGE, EDGE), |(_, _, i, j, k)| {
+            let v = volume.get(
+                (start[0] + i) as i64,
+                (start[1] + j) as i64,
+                (start[2] + k) as i64,
+            );
+            v.unwrap_or(0.0) / max
+        })
+        .into();
+
+    let run = |direct: bool| -> (Tensor, bool) {
+        use tract_onnx::prelude::*;
+        let guard = PLANNING.lock().unwrap_or_else(|e| e.into_inner());
+        // Every planning in this binary holds the lock, so the switch affects this model only.
+        if direct {
+            std::env::remove_var("TRACT_DISABLE_DIRECT_CONV3D");
+        } else {
+            std::env::set_var("TRACT_DISABLE_DIRECT_CONV3D", "1");
+        }
+        let model = tract_onnx::onnx()
+            .model_for_path(dir.join("mindgrab.onnx"))
+            .and_then(|m| m.into_optimized())
+            .expect("mindgrab plans on tract");
+        std::env::remove_var("TRACT_DISABLE_DIRECT_CONV3D");
+        drop(guard);
+        let used_direct = model.nodes().iter().any(|n| n.op_is::<DirectConv3d>());
+        let plan = model.into_runnable().expect("mindgrab plan");
+        let started = std::time::Instant::now();
+        let mut out = plan
+            .run(tvec!(input.clone().into_tvalue()))
+            .expect("mindgrab runs");
+        eprintln!(
+            "mindgrab {EDGE}³ on tract, direct op {direct}: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        (out.remove(0).into_tensor(), used_direct)
+    };
+    let (direct, used) = run(true);
+    assert!(
+        used,
+        "the direct 3D convolution was not chosen for mindgrab"
+    );
+    let (im2col, used) = run(false);
+    assert!(
+        !used,
+        "TRACT_DISABLE_DIRECT_CONV3D did not turn the direct op off"
+    );
+
+    assert_eq!(direct.shape(), &[1, 2, EDGE, EDGE, EDGE]);
+    assert_eq!(direct.shape(), im2col.shape());
+    let (a, b) = (values(&direct), values(&im2col));
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    eprintln!("logits up to {scale:.1}, max |direct - im2col| = {worst:.2e}");
+    assert!(
+        worst <= 1e-4 * scale.max(1.0) * 10.0,
+        "logits differ by {worst} (scale {scale})"
+    );
+    // Brain = logit 1 above logit 0.
+    let points = EDGE * EDGE * EDGE;
+    let brain = |l: &[f32]| {
+        (0..points)
+            .map(|p| l[points + p] > l[p])
+            .collect::<Vec<bool>>()
+    };
+    let (ma, mb) = (brain(&a), brain(&b));
+    let both = ma.iter().zip(&mb).filter(|(x, y)| **x && **y).count();
+    let total = ma.iter().filter(|x| **x).count() + mb.iter().filter(|x| **x).count();
+    assert!(
+        total > points / 10,
+        "the crop should hold brain ({total} mask voxels)"
+    );
+    let dice = 2.0 * both as f64 / total as f64;
+    eprintln!("brain Dice direct vs im2col: {dice:.5}");
+    assert!(dice >= 0.99, "Dice {dice}");
+}
