@@ -204,8 +204,15 @@ impl Manifest {
     /// Peak memory on tract of a whole-volume run over [`TRACT_FIELD_MM`] on this model's grid,
     /// when the manifest declares its bytes per voxel.
     pub fn tract_peak_bytes_for_field(&self) -> Option<f64> {
+        // A grid with fixed dims (a conformed 256³ MeshNet) never holds more than those,
+        // whatever the field of view.
         let voxels: f64 = (0..3)
-            .map(|a| (TRACT_FIELD_MM[a] / self.grid.spacing_mm[a]).round() + 1.0)
+            .map(|a| {
+                let along_field = (TRACT_FIELD_MM[a] / self.grid.spacing_mm[a]).round() + 1.0;
+                self.grid
+                    .dims
+                    .map_or(along_field, |d| along_field.min(d[a] as f64))
+            })
             .product();
         self.tract_peak_bytes_per_voxel.map(|b| b * voxels)
     }
@@ -500,6 +507,14 @@ mod tests {
         // The same model on a 1 mm grid has 8x the voxels.
         assert!(whole_volume(Some(just_fits * 0.99), 1.0).bound_memory_for(BackendKind::Tract));
         assert!(whole_volume(Some(just_fits * 1.01), 2.0).bound_memory_for(BackendKind::Tract));
+        // A conformed grid (fixed dims) counts its own voxels, not the field's: 256³ at
+        // 150 bytes a voxel is 2.5 GB, and runs whole.
+        let mut conformed = whole_volume(Some(150.0), 1.0);
+        conformed.grid.dims = Some([256; 3]);
+        let bytes = conformed.tract_peak_bytes_for_field().expect("declared");
+        assert!((bytes - 150.0 * 256f64.powi(3)).abs() < 1.0, "{bytes}");
+        assert!(!conformed.bound_memory_for(BackendKind::Tract));
+        assert_eq!(conformed.patch, PatchMode::WholeVolume);
     }
 
     #[test]
