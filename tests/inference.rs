@@ -7,9 +7,7 @@
 mod common;
 use common::shared_data;
 
-use fuseprint::inference::{
-    active_backend, BackendKind, InferenceError, Manifest, ModelSession, PatchMode,
-};
+use fuseprint::inference::{active_backend, BackendKind, InferenceError, Manifest, ModelSession};
 use fuseprint::io::nifti::read_labels;
 use fuseprint::jobs::JobContext;
 use fuseprint::segmentation::model::{segment_with_model, ModelSegmentationError};
@@ -21,9 +19,6 @@ fn test_manifest(name: &str) -> Manifest {
         .join(format!("{name}.json"));
     Manifest::load(&path).expect("test manifest is valid")
 }
-
-/// Patch edge used on tract (see `reproduces_reference`).
-const TRACT_PATCH: usize = 128;
 
 fn dice(a: &[u16], b: &[u16], label: u16) -> f64 {
     let (mut both, mut na, mut nb) = (0usize, 0usize, 0usize);
@@ -62,15 +57,9 @@ fn reproduces_reference(model: &str, reference: &str) {
         eprintln!("skipping {model}: tract backend (set ORT_DYLIB_PATH, or FUSEPRINT_TRACT_REAL_MODELS=1 to run it on tract)");
         return;
     }
-    if backend.kind == BackendKind::Tract {
-        // As the app runs MeshNets on tract (Manifest::bound_memory_for): 128³ patches bound
-        // memory. Tiling changes only voxels near patch borders, which the Gaussian weights
-        // damp.
-        manifest.patch = PatchMode::SlidingWindow {
-            size: [TRACT_PATCH; 3],
-            overlap: 0.25,
-        };
-    }
+    // The mode the app runs the model in on this engine: whole, or 128³ patches on tract when
+    // the manifest declares no memory that fits.
+    manifest.bound_memory_for(backend.kind);
 
     let started = std::time::Instant::now();
     let out = segment_with_model(&t1.volume, &manifest, &mut session, &ctx).expect("segments");
