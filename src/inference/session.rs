@@ -1,5 +1,6 @@
 //! One loaded ONNX model behind the [`Backend`] trait.
 
+use super::heap_reuse::HeapReuse;
 use super::runtime::{self, BackendKind};
 use super::{Backend, InferenceError, Manifest, Tensor};
 use crate::jobs::CancelToken;
@@ -18,6 +19,9 @@ pub struct ModelSession {
     output_name: String,
     /// ONNX Runtime only: lets a cancel stop a run that is already in flight.
     run_options: Option<Arc<RunOptions>>,
+    /// tract only: large blocks stay on the heap during a run (see `heap_reuse`); ONNX Runtime
+    /// has its own arena.
+    reuse_heap: bool,
     cancel: Option<CancelToken>,
 }
 
@@ -96,6 +100,7 @@ impl ModelSession {
             input_name: manifest.input.name.clone(),
             output_name: manifest.output.name.clone(),
             run_options,
+            reuse_heap: backend.kind == BackendKind::Tract,
             cancel: None,
         })
     }
@@ -116,11 +121,7 @@ impl ModelSession {
         let value = TensorRef::from_array_view((shape, input.data.as_slice()))
             .map_err(|e| run_err(&self.name, e))?;
         let inputs = ort::inputs![self.input_name.as_str() => value];
-        // Only tract runs without run options; ONNX Runtime has its own arena.
-        let _reuse = self
-            .run_options
-            .is_none()
-            .then(heap_reuse::HeapReuse::begin);
+        let _reuse = self.reuse_heap.then(HeapReuse::begin);
         let outputs = match &self.run_options {
             Some(options) => self.session.run_with_options(inputs, options.as_ref()),
             None => self.session.run(inputs),
@@ -196,64 +197,4 @@ impl Backend for ModelSession {
     fn model_name(&self) -> &str {
         &self.name
     }
-}
-
-/// tract allocates each layer's output afresh (a 256³ MeshNet: ~1 GB a tensor, dozens a run).
-/// glibc serves blocks that large with mmap and unmaps them on free, so every layer pays the
-/// kernel for zeroing fresh pages: 34 of 214 CPU s on mindgrab's whole t1_crop, on one core.
-/// While a tract run is in progress large blocks come from the heap instead, where the next
-/// layer reuses them (148 -> 126 s wall, system time 34 -> 2 s, peak RSS 2.28 -> 2.37 GB);
-/// after the last run in flight the defaults return and the heap is trimmed, so the memory goes
-/// back to the system.
-mod heap_reuse {
-    use std::sync::Mutex;
-
-    /// Runs in flight; the first one switches the allocator over, the last one switches back.
-    static IN_FLIGHT: Mutex<usize> = Mutex::new(0);
-
-    pub struct HeapReuse;
-
-    impl HeapReuse {
-        pub fn begin() -> Self {
-            let mut n = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-            if *n == 0 {
-                set_large_blocks_on_heap(true);
-            }
-            *n += 1;
-            HeapReuse
-        }
-    }
-
-    impl Drop for HeapReuse {
-        fn drop(&mut self) {
-            let mut n = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                set_large_blocks_on_heap(false);
-            }
-        }
-    }
-
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)] // std has no handle on glibc's allocation policy.
-    fn set_large_blocks_on_heap(on: bool) {
-        // glibc's defaults: 65,536 mmapped blocks at most, trim above 128 KiB of free heap top.
-        let (mmap_max, trim_threshold) = if on {
-            (0, libc::c_int::MAX)
-        } else {
-            (65_536, 128 * 1024)
-        };
-        // SAFETY: mallopt and malloc_trim only change glibc's allocation policy; they are
-        // thread-safe and take no pointers.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_MAX, mmap_max);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, trim_threshold);
-            if !on {
-                libc::malloc_trim(0);
-            }
-        }
-    }
-
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    fn set_large_blocks_on_heap(_on: bool) {}
 }
