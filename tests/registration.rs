@@ -34,6 +34,15 @@ fn phantom_of_size(n: usize, truth: TrueTransform, noise: f64) -> Phantom {
     spec.generate()
 }
 
+/// TRE of `mapping` (fixed → moving world) against the phantom's truth, on its target points
+/// every 5 mm.
+fn tre_against_truth(
+    ph: &Phantom,
+    mapping: impl Fn(&nalgebra::Point3<f64>) -> nalgebra::Point3<f64> + Sync,
+) -> TreSummary {
+    target_registration_error(&ph.target_points(5.0), mapping, |p| ph.spec.truth.apply(p))
+}
+
 #[test]
 fn rigid_recovers_known_motion_on_clean_phantom() {
     // 1.25 mm CT voxels, 1.6 mm MR voxels: TRE 0.1 mm is a thirteenth of a voxel.
@@ -46,13 +55,8 @@ fn rigid_recovers_known_motion_on_clean_phantom() {
         ..Default::default()
     };
     let reg = register(&ph.ct, &ph.mr, &params, &JobContext::detached()).expect("registers");
-    let points = ph.target_points(5.0);
-    let tre = target_registration_error(
-        &points,
-        |p| reg.transform_point(p),
-        |p| ph.spec.truth.apply(p),
-    );
-    let before = target_registration_error(&points, |p| *p, |p| ph.spec.truth.apply(p));
+    let tre = tre_against_truth(&ph, |p| reg.transform_point(p));
+    let before = tre_against_truth(&ph, |p| *p);
     eprintln!(
         "rigid clean: TRE mean {:.3} max {:.3} mm (before {:.2}), {:.2} s, {} iterations, MI {:.3} -> {:.3}",
         tre.mean_mm, tre.max_mm, before.mean_mm, reg.report.duration_secs, reg.report.iterations,
@@ -80,12 +84,7 @@ fn rigid_with_noise_and_bias_and_dice() {
         &JobContext::detached(),
     )
     .expect("registers");
-    let points = ph.target_points(5.0);
-    let tre = target_registration_error(
-        &points,
-        |p| reg.transform_point(p),
-        |p| ph.spec.truth.apply(p),
-    );
+    let tre = tre_against_truth(&ph, |p| reg.transform_point(p));
     eprintln!(
         "rigid noisy: TRE mean {:.3} max {:.3} mm",
         tre.mean_mm, tre.max_mm
@@ -125,12 +124,7 @@ fn affine_recovers_scaling_and_shear() {
         ..Default::default()
     };
     let reg = register(&ph.ct, &ph.mr, &params, &JobContext::detached()).expect("registers");
-    let points = ph.target_points(5.0);
-    let tre = target_registration_error(
-        &points,
-        |p| reg.transform_point(p),
-        |p| ph.spec.truth.apply(p),
-    );
+    let tre = tre_against_truth(&ph, |p| reg.transform_point(p));
     eprintln!(
         "affine: TRE mean {:.3} max {:.3} mm, {:.2} s",
         tre.mean_mm, tre.max_mm, reg.report.duration_secs
@@ -163,7 +157,6 @@ fn register_half_resolution_warp(
     settings: BSplineSettings,
 ) -> (TreSummary, TreSummary) {
     let ph = half_resolution_warped_benchmark();
-    let points = ph.target_points(5.0);
     let params = RegistrationParams {
         kind: RegistrationKind::Deformable(settings),
         // At half resolution the default pyramid (4s, 2s, s with s = 2.4 mm) would fit the
@@ -172,10 +165,8 @@ fn register_half_resolution_warp(
         ..Default::default()
     };
     let reg = register(&ph.ct, &ph.mr, &params, &JobContext::detached()).expect("registers");
-    let truth = |p: &nalgebra::Point3<f64>| ph.spec.truth.apply(p);
-    let tre = target_registration_error(&points, |p| reg.transform_point(p), truth);
-    let linear_tre =
-        target_registration_error(&points, |p| reg.moving_from_fixed.transform_point(p), truth);
+    let tre = tre_against_truth(&ph, |p| reg.transform_point(p));
+    let linear_tre = tre_against_truth(&ph, |p| reg.moving_from_fixed.transform_point(p));
     let d = reg.report.deformable.as_ref().expect("deformable report");
     eprintln!(
         "{name}: TRE mean {:.3} max {:.3} mm (its linear stage {:.3}), {:.2} s, min det J {:.3}",
@@ -217,9 +208,7 @@ fn deformable_keeps_a_rigid_alignment() {
         ..Default::default()
     };
     let reg = register(&ph.ct, &ph.mr, &params, &JobContext::detached()).expect("registers");
-    let points = ph.target_points(5.0);
-    let truth = |p: &nalgebra::Point3<f64>| ph.spec.truth.apply(p);
-    let tre = target_registration_error(&points, |p| reg.transform_point(p), truth);
+    let tre = tre_against_truth(&ph, |p| reg.transform_point(p));
     let d = reg.report.deformable.as_ref().expect("deformable report");
     eprintln!(
         "deformable on a rigid pair: TRE mean {:.3} max {:.3} mm, field kept {}, max displacement {:.2} mm",
