@@ -10,7 +10,7 @@
 use super::progress::run_with_progress;
 use crate::io::{self, nifti};
 use crate::jobs::JobContext;
-use crate::registration::phantom::PhantomSpec;
+use crate::registration::phantom::{Phantom, PhantomSpec};
 use crate::registration::qa::{
     affine_fit_floor, checkerboard_axial, confidence_map, dice_per_label,
     target_registration_error, ConfidenceSummary, LabelDice, TreSummary,
@@ -682,42 +682,49 @@ fn write_phantom(dir: &Path, warped: &PhantomSpec, rigid: &PhantomSpec) -> anyho
         "fuseprint benchmark CT phantom",
         true,
     )?;
-    nifti::write_nifti(
-        &dir.join("moving_mr.nii.gz"),
-        &ph.mr,
-        "fuseprint benchmark MR phantom (rigid + sine warp)",
-        true,
-    )?;
     write_text(
         &dir.join("target_points.txt"),
         &transformix_points_text(&points),
         true,
     )?;
-    let truth: Vec<_> = points.iter().map(|p| ph.spec.truth.apply(p)).collect();
-    write_text(
-        &dir.join("true_moving_points.txt"),
-        &transformix_points_text(&truth),
-        true,
-    )?;
+    write_moving_side(dir, &ph, &points, "", "rigid + sine warp")?;
     drop(ph);
-    let ph = rigid.clone().generate();
-    nifti::write_nifti(
-        &dir.join("moving_mr_rigid.nii.gz"),
-        &ph.mr,
-        "fuseprint benchmark MR phantom (rigid only)",
-        true,
-    )?;
-    let truth: Vec<_> = points.iter().map(|p| ph.spec.truth.apply(p)).collect();
-    write_text(
-        &dir.join("true_moving_points_rigid.txt"),
-        &transformix_points_text(&truth),
-        true,
+    write_moving_side(
+        dir,
+        &rigid.clone().generate(),
+        &points,
+        "_rigid",
+        "rigid only",
     )?;
     println!(
         "wrote the benchmark pairs and {} target points (fixed world LPS mm) to {}",
         points.len(),
         dir.display()
     );
+    Ok(())
+}
+
+/// One pair's moving side: `moving_mr{suffix}.nii.gz` and the truth's moving position of each
+/// target point, `true_moving_points{suffix}.txt`.
+fn write_moving_side(
+    dir: &Path,
+    ph: &Phantom,
+    points: &[nalgebra::Point3<f64>],
+    suffix: &str,
+    motion: &str,
+) -> anyhow::Result<()> {
+    nifti::write_nifti(
+        &dir.join(format!("moving_mr{suffix}.nii.gz")),
+        &ph.mr,
+        &format!("fuseprint benchmark MR phantom ({motion})"),
+        true,
+    )?;
+    let truth: Vec<_> = points.iter().map(|p| ph.spec.truth.apply(p)).collect();
+    write_text(
+        &dir.join(format!("true_moving_points{suffix}.txt")),
+        &transformix_points_text(&truth),
+        true,
+    )?;
     Ok(())
 }
 
@@ -794,13 +801,13 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
             ph.spec.brain_texture
         );
     }
-    let pair = if ph.spec.truth.warp.is_some() {
-        "warped pair: the same motion plus a local sine warp"
+    let (pair, pair_detail) = if ph.spec.truth.warp.is_some() {
+        ("warped pair", "the same motion plus a local sine warp")
     } else {
-        "the issue's pair: rigid motion only"
+        ("issue's pair", "rigid motion only")
     };
     println!(
-        "deformable on {pair} (initial TRE {:.2} mm; best affine fit of the truth over the \
+        "deformable on the {pair}: {pair_detail} (initial TRE {:.2} mm; best affine fit of the truth over the \
          target points {:.2} mm, the linear stage's floor)",
         before.mean_mm,
         floor.map_or(f64::NAN, |f| f.mean_mm)
@@ -841,12 +848,13 @@ fn bench_deformable(args: &BenchRegisterArgs, spec: &PhantomSpec) -> anyhow::Res
         |p| reg.transform_point(p),
         |p| ph.spec.truth.apply(p),
     );
-    let name = if ph.spec.truth.warp.is_some() {
-        "deformable (warped pair)"
-    } else {
-        "deformable (issue's pair)"
-    };
-    report_line(name, secs, cpu, &tre, &reg.report);
+    report_line(
+        &format!("deformable ({pair})"),
+        secs,
+        cpu,
+        &tre,
+        &reg.report,
+    );
     for l in &reg.report.levels {
         println!(
             "  {} level {:.1} mm: built in {:.3} s; {} iterations ({:?}), MI {:.4} → {:.4}, {:.3} s",
