@@ -38,6 +38,23 @@ struct Case {
     pad_after: [usize; 3],
 }
 
+impl Case {
+    /// A cubic `k³` kernel with the same dilation on every axis and "same" zero padding
+    /// (`dilation · (k − 1) / 2` on each side), as MeshNet's layers have.
+    fn same(cin: usize, cout: usize, size: [usize; 3], k: usize, dilation: usize) -> Self {
+        let pad = dilation * (k - 1) / 2;
+        Case {
+            cin,
+            cout,
+            size,
+            kernel: [k; 3],
+            dilation: [dilation; 3],
+            pad_before: [pad; 3],
+            pad_after: [pad; 3],
+        }
+    }
+}
+
 /// out[co][z][y][x] = bias[co] + Σ kernel[co][ci][a][b][c] · in[ci][z + a·dz − pz][…][…], zero outside.
 fn reference(case: &Case, input: &[f32], kernel: &[f32], bias: &[f32]) -> (Vec<f32>, [usize; 3]) {
     let mut out_size = [0; 3];
@@ -187,18 +204,7 @@ fn meshnet_layer_15_to_15_every_dilation() {
     // MeshNet's layers: 3×3×3, pads = dilation, dilations 1…16 (16 exceeds the volume here, so
     // most taps read padding).
     for (i, dilation) in [1, 2, 4, 16].into_iter().enumerate() {
-        check(
-            Case {
-                cin: 15,
-                cout: 15,
-                size: [9, 11, 19],
-                kernel: [3; 3],
-                dilation: [dilation; 3],
-                pad_before: [dilation; 3],
-                pad_after: [dilation; 3],
-            },
-            1 + i as u64,
-        );
+        check(Case::same(15, 15, [9, 11, 19], 3, dilation), 1 + i as u64);
     }
 }
 
@@ -206,42 +212,9 @@ fn meshnet_layer_15_to_15_every_dilation() {
 fn first_and_last_layers_and_wide_outputs() {
     // 1 → 15 (the first layer), 15 → 3 (a 1×1×1 head), 5 → 20 (two register blocks, the second
     // one of 8 lanes).
-    check(
-        Case {
-            cin: 1,
-            cout: 15,
-            size: [7, 8, 13],
-            kernel: [3; 3],
-            dilation: [1; 3],
-            pad_before: [1; 3],
-            pad_after: [1; 3],
-        },
-        11,
-    );
-    check(
-        Case {
-            cin: 15,
-            cout: 3,
-            size: [5, 6, 14],
-            kernel: [1; 3],
-            dilation: [1; 3],
-            pad_before: [0; 3],
-            pad_after: [0; 3],
-        },
-        12,
-    );
-    check(
-        Case {
-            cin: 5,
-            cout: 20,
-            size: [6, 7, 17],
-            kernel: [3; 3],
-            dilation: [2; 3],
-            pad_before: [2; 3],
-            pad_after: [2; 3],
-        },
-        13,
-    );
+    check(Case::same(1, 15, [7, 8, 13], 3, 1), 11);
+    check(Case::same(15, 3, [5, 6, 14], 1, 1), 12);
+    check(Case::same(5, 20, [6, 7, 17], 3, 2), 13);
 }
 
 #[test]
