@@ -169,6 +169,11 @@ pub struct Manifest {
     /// Spatial tensor axes (0 = D, 1 = H, 2 = W) to flip for test-time augmentation.
     #[serde(default)]
     pub test_time_flips: Vec<usize>,
+    /// Keep only the largest 6-connected piece of each label on the model grid (the other pieces
+    /// become background): post-processing that the model's training chose on its training data
+    /// (the brain mask's stray pieces in the neck and skull base).
+    #[serde(default)]
+    pub keep_largest_component: bool,
     /// Foreground classes; class 0 is background.
     pub labels: Vec<ModelLabel>,
     pub licence: String,

@@ -181,6 +181,20 @@ pub fn keep_largest(mask: &Mask, connectivity: Connectivity) -> Mask {
     keep_largest_runs(&RunMask::from_mask(mask), mask.geometry(), connectivity)
 }
 
+/// The largest connected piece of the voxels of `volume` where `inside(value)` holds, without
+/// materialising the full mask first (e.g. one label of a label map).
+pub fn largest_piece_where<T: Copy + Send + Sync>(
+    volume: &Volume<T>,
+    inside: impl Fn(T) -> bool + Sync,
+    connectivity: Connectivity,
+) -> Mask {
+    keep_largest_runs(
+        &RunMask::from_predicate(volume, inside),
+        volume.geometry(),
+        connectivity,
+    )
+}
+
 fn keep_largest_runs(
     runs: &RunMask,
     geometry: &VolumeGeometry,

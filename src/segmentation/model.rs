@@ -15,6 +15,8 @@ use crate::inference::{
     Backend, InferenceError, Manifest, Normalisation, OutputKind, PatchMode, Task, TensorAxes,
 };
 use crate::jobs::JobContext;
+use crate::segmentation::components::largest_piece_where;
+use crate::segmentation::Connectivity;
 use crate::volume::{
     resample, resample_labels, Interpolation, LabelInfo, LabelMap, LabelTable, Rgba, Volume,
     VolumeGeometry,
@@ -102,11 +104,14 @@ pub fn segment_with_model(
 
     ctx.set_stage("Resampling to the input grid");
     let axes = manifest.input.tensor_axes;
-    let labels_grid = Volume::new(
+    let mut labels_grid = Volume::new(
         grid.clone(),
         from_tensor_order(&tensor_out.labels, grid.dims, axes),
     )
     .map_err(|e| grid_error(manifest, e))?;
+    if manifest.keep_largest_component {
+        keep_largest_piece_per_label(&mut labels_grid, manifest);
+    }
     let conf_grid = Volume::new(
         grid.clone(),
         from_tensor_order(&tensor_out.max_probability, grid.dims, axes),
@@ -133,6 +138,23 @@ pub fn segment_with_model(
         max_probability,
         entropy,
     })
+}
+
+/// Each label keeps only its largest 6-connected piece; its other pieces become background.
+fn keep_largest_piece_per_label(labels: &mut Volume<u16>, manifest: &Manifest) {
+    for label in &manifest.labels {
+        let value = label.value;
+        let keep = largest_piece_where(labels, |v| v == value, Connectivity::Six);
+        labels
+            .data_mut()
+            .par_iter_mut()
+            .zip(keep.data().par_iter())
+            .for_each(|(v, &k)| {
+                if *v == value && k == 0 {
+                    *v = 0;
+                }
+            });
+    }
 }
 
 fn grid_error(manifest: &Manifest, e: impl std::fmt::Display) -> ModelSegmentationError {
@@ -784,6 +806,7 @@ mod tests {
             licence: "test".into(),
             provenance: "test".into(),
             tract_peak_bytes_per_voxel: None,
+            keep_largest_component: false,
             base_dir: PathBuf::new(),
         }
     }
@@ -850,6 +873,39 @@ mod tests {
             .all(|&x| (x - p).abs() < 1e-5));
         let h = -(p * p.ln() + (1.0 - p) * (1.0 - p).ln()) / 2f32.ln();
         assert!(out.entropy.data().iter().all(|&x| (x - h).abs() < 1e-4));
+    }
+
+    #[test]
+    fn keep_largest_component_drops_the_smaller_pieces() {
+        // The phantom's ellipsoid plus a separate bright 3×3×3 cube in a corner.
+        let mut v = phantom([30, 26, 22], [1.0; 3], Matrix3::identity());
+        for k in 1..4 {
+            for j in 1..4 {
+                for i in 1..4 {
+                    v.set(i, j, k, 1000.0);
+                }
+            }
+        }
+        let mut m = manifest(PatchMode::WholeVolume, same_grid_spec(&v), vec![]);
+        let model = || ThresholdModel {
+            runs: 0,
+            shapes: vec![],
+        };
+        let ctx = JobContext::detached();
+        let all = segment_with_model(&v, &m, &mut model(), &ctx).expect("runs");
+        m.keep_largest_component = true;
+        let largest = segment_with_model(&v, &m, &mut model(), &ctx).expect("runs");
+        let count =
+            |s: &ModelSegmentation| s.labels.volume.data().iter().filter(|&&x| x == 7).count();
+        assert_eq!(
+            count(&all),
+            count(&largest) + 27,
+            "only the cube is dropped"
+        );
+        assert_eq!(all.labels.volume.at(2, 2, 2), 7);
+        assert_eq!(largest.labels.volume.at(2, 2, 2), 0);
+        let centre = [0, 1, 2].map(|a| (v.dims()[a] as f64 * 0.45) as usize);
+        assert_eq!(largest.labels.volume.at(centre[0], centre[1], centre[2]), 7);
     }
 
     #[test]
