@@ -10,13 +10,15 @@ mod brain_mask {
     use fuseprint::segmentation::components::{keep_largest, threshold_keep_largest};
     use fuseprint::segmentation::morphology::{dilate, erode, fill_holes};
     use fuseprint::segmentation::{Connectivity, Mask};
-    use fuseprint::volume::resample_labels;
 
     const BRAIN: u16 = 1;
     /// A little under the Dice measured by training/train_brain_mask.py (models/README.md).
     const MRI_BAR: f64 = 0.0;
     const CT_BAR: f64 = 0.0;
-    /// CT_AVM's best brain window (its own units: 0 is air and brain alike in this CTA).
+    /// The held-out head CT and its best brain window in HU (training/train_brain_mask.py). The
+    /// best baseline there is "inside the skull" (0.919, training/README.md): a model that passes
+    /// must be checked against that family here too; it is not written yet, as no model passes.
+    const HELD_OUT_CT_DICOM: &str = "dicom/dcm_qa_ct_GE_gantry_tilt_head";
     const CT_WINDOW: [f32; 2] = [0.0, 120.0];
 
     fn manifest() -> Manifest {
@@ -92,31 +94,44 @@ mod brain_mask {
     #[test]
     fn brain_mask_beats_thresholds_on_held_out_ct() {
         let Some(data) = shared_data() else { return };
+        let backend = active_backend().expect("backend");
+        if backend.kind == BackendKind::Tract
+            && std::env::var_os("FUSEPRINT_TRACT_REAL_MODELS").is_none()
+        {
+            // The reference is mindgrab on the whole head: minutes on tract (2 cores), about a
+            // minute on ONNX Runtime, which CI has (scripts/test.sh).
+            eprintln!("skipped on tract (set FUSEPRINT_TRACT_REAL_MODELS=1 to run it)");
+            return;
+        }
         let ctx = JobContext::detached();
-        let ct = fuseprint::io::load_image(&data.join("niivue-images/CT_AVM.nii.gz"), &ctx)
-            .expect("CT loads")
+        // A real non-contrast head CT in HU, read from its DICOM files (GE, gantry tilt 18.5°,
+        // 4 and 7 mm slices): fuseprint's own grid, sheared as the scanner acquired it.
+        let ct = fuseprint::io::load_image(&data.join(HELD_OUT_CT_DICOM), &ctx)
+            .expect("the DICOM series loads")
             .volume;
-        // mindgrab ran on brainchop's 256³ LIA conform of this CT: its mask, nearest, on the
-        // CT's own grid.
-        let conformed = read_labels(
-            &data.join("models/onnx_from_brainchop/mindgrab_on_CT_AVM_conformed_mask.nii.gz"),
-            &ctx,
+        // Reference: mindgrab (brainchop, MIT) through fuseprint, on its 256³ LIA conform and
+        // back (tests/inference.rs checks fuseprint's mindgrab against brainchop's Python
+        // outputs); training/train_brain_mask.py scored against the same model's Python run.
+        let mindgrab = Manifest::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/mindgrab.json"),
         )
-        .expect("mindgrab mask loads");
-        let reference = resample_labels(&conformed.volume, ct.geometry(), None);
-        let reference: Vec<bool> = reference.data().iter().map(|&v| v > 0).collect();
+        .expect("mindgrab manifest is valid");
+        let mut session = ModelSession::load(&mindgrab).expect("mindgrab loads");
+        let reference = segment_with_model(&ct, &mindgrab, &mut session, &ctx).expect("mindgrab runs");
+        let reference: Vec<bool> = reference.labels.volume.data().iter().map(|&v| v > 0).collect();
 
         let (d, n_model, n_ref) = dice(model_mask(&ct).into_iter(), reference.iter().copied());
-        // The best intensity window that training/train_brain_mask.py found against this very
-        // reference (an oracle choice), largest piece, holes filled.
+        // The best brain window that training/train_brain_mask.py found by scoring a grid of
+        // them against this very reference (an oracle choice, which favours the baseline),
+        // largest piece, holes filled.
         let (lo, hi) = (CT_WINDOW[0], CT_WINDOW[1]);
         let window = score(
             &fill_holes(&threshold_keep_largest(&ct, lo, hi, Connectivity::Six)),
             &reference,
         );
         eprintln!(
-            "CT_AVM brain dice {d:.3} ({n_model} vs {n_ref} voxels); window {lo}..{hi} + \
-             largest + fill {window:.3}"
+            "{HELD_OUT_CT_DICOM} brain dice {d:.3} ({n_model} vs {n_ref} voxels); window \
+             {lo}..{hi} HU + largest + fill {window:.3}"
         );
         assert!(d >= CT_BAR, "brain dice {d:.3} < {CT_BAR}");
         assert!(d > window, "brain dice {d:.3} does not beat the window ({window:.3})");
