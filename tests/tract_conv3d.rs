@@ -1,13 +1,15 @@
 //! The direct 3D convolution patched into tract-core (vendor/tract-core/PATCHES.md) against a naive
 //! loop: random tensors, several dilations, paddings and channel counts, sizes that are not
-//! multiples of the vector width, concrete and symbolic spatial shapes.
+//! multiples of the vector width, concrete and symbolic spatial shapes; and mindgrab end to end
+//! with both tract-core patches (this one and the fused instance normalisation) and with neither.
 
 mod common;
 
 use tract_core::internal::*;
 use tract_core::ops::cnn::conv::{Conv, DirectConv3d, KernelFormat};
 use tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-use tract_core::ops::nn::DataFormat;
+use tract_core::ops::nn::{DataFormat, PlaneNorm};
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 /// A deterministic stream of values in -1..1 (xorshift), so failures reproduce.
 struct Random(u64);
@@ -246,15 +248,17 @@ fn asymmetric_padding_anisotropic_kernel_and_dilation() {
     );
 }
 
-/// The env switch that turns the direct op off is read when a model is optimised: tests that
-/// flip it hold this lock so the others never plan a model in between.
+/// The env switches that turn the patches off are read when a model is optimised: tests that
+/// flip them hold this lock so the others never plan a model in between.
 static PLANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Brainchop's mindgrab (25 dilated 3×3×3 layers) on a 32³ crop of t1_crop, through
-/// tract-onnx as ort-tract plans it (symbolic D/H/W), with the direct op and with tract's own
-/// im2col path: the brain masks agree (Dice ≥ 0.99) and the logits to float rounding.
+/// Brainchop's mindgrab (25 dilated 3×3×3 layers, each followed by InstanceNormalization and
+/// GELU) on a 32³ crop of t1_crop, through tract-onnx as ort-tract plans it (symbolic D/H/W), with
+/// both tract-core patches (the direct 3D convolution and the fused PlaneNorm) and with neither
+/// (tract's im2col path and expanded normalisation chain): the brain masks agree (Dice ≥ 0.99) and
+/// the logits to float rounding.
 #[test]
-fn mindgrab_on_tract_matches_tracts_im2col_path() {
+fn mindgrab_patched_tract_matches_stock_tract() {
     let Some(data) = common::shared_data() else {
         return;
     };
@@ -284,54 +288,72 @@ fn mindgrab_on_tract_matches_tracts_im2col_path() {
         })
         .into();
 
-    let run = |direct: bool| -> (Tensor, bool) {
+    const SWITCHES: [&str; 2] = [
+        "TRACT_DISABLE_DIRECT_CONV3D",
+        "TRACT_DISABLE_FUSED_INSTANCE_NORM",
+    ];
+    // Returns the logits, the number of DirectConv3d and of PlaneNorm nodes in the plan.
+    let run = |patched: bool| -> (Tensor, usize, usize) {
         use tract_onnx::prelude::*;
         let guard = PLANNING.lock().unwrap_or_else(|e| e.into_inner());
-        // Every planning in this binary holds the lock, so the switch affects this model only.
-        if direct {
-            std::env::remove_var("TRACT_DISABLE_DIRECT_CONV3D");
-        } else {
-            std::env::set_var("TRACT_DISABLE_DIRECT_CONV3D", "1");
+        // Every planning in this binary holds the lock, so the switches affect this model only.
+        for switch in SWITCHES {
+            if patched {
+                std::env::remove_var(switch);
+            } else {
+                std::env::set_var(switch, "1");
+            }
         }
         let model = tract_onnx::onnx()
             .model_for_path(dir.join("mindgrab.onnx"))
             .and_then(|m| m.into_optimized())
             .expect("mindgrab plans on tract");
-        std::env::remove_var("TRACT_DISABLE_DIRECT_CONV3D");
+        for switch in SWITCHES {
+            std::env::remove_var(switch);
+        }
         drop(guard);
-        let used_direct = model.nodes().iter().any(|n| n.op_is::<DirectConv3d>());
+        let count = |is: fn(&TypedNode) -> bool| model.nodes().iter().filter(|n| is(n)).count();
+        let direct = count(|n| n.op_is::<DirectConv3d>());
+        let norms = count(|n| n.op_is::<PlaneNorm>());
         let plan = model.into_runnable().expect("mindgrab plan");
         let started = std::time::Instant::now();
-        let mut out = plan
-            .run(tvec!(input.clone().into_tvalue()))
-            .expect("mindgrab runs");
+        // Two threads, as the app gives tract (both patches split their work over them).
+        let mut out = multithread_tract_scope(Executor::multithread(2), || {
+            plan.run(tvec!(input.clone().into_tvalue()))
+        })
+        .expect("mindgrab runs");
         eprintln!(
-            "mindgrab {EDGE}³ on tract, direct op {direct}: {:.1} s",
+            "mindgrab {EDGE}³ on tract, patched {patched}: {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        (out.remove(0).into_tensor(), used_direct)
+        (out.remove(0).into_tensor(), direct, norms)
     };
-    let (direct, used) = run(true);
+    let (patched, convs, norms) = run(true);
     assert!(
-        used,
+        convs > 0,
         "the direct 3D convolution was not chosen for mindgrab"
     );
-    let (im2col, used) = run(false);
+    // mindgrab normalises after each of its dilated layers (all but the 1×1×1 head).
     assert!(
-        !used,
-        "TRACT_DISABLE_DIRECT_CONV3D did not turn the direct op off"
+        norms >= 10,
+        "only {norms} InstanceNormalizations became PlaneNorm"
+    );
+    let (stock, convs, norms) = run(false);
+    assert!(
+        convs == 0 && norms == 0,
+        "the switches did not turn the patches off ({convs} DirectConv3d, {norms} PlaneNorm)"
     );
 
-    assert_eq!(direct.shape(), &[1, 2, EDGE, EDGE, EDGE]);
-    assert_eq!(direct.shape(), im2col.shape());
-    let (a, b) = (values(&direct), values(&im2col));
+    assert_eq!(patched.shape(), &[1, 2, EDGE, EDGE, EDGE]);
+    assert_eq!(patched.shape(), stock.shape());
+    let (a, b) = (values(&patched), values(&stock));
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
     let worst = a
         .iter()
         .zip(&b)
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max);
-    eprintln!("logits up to {scale:.1}, max |direct - im2col| = {worst:.2e}");
+    eprintln!("logits up to {scale:.1}, max |patched - stock| = {worst:.2e}");
     assert!(
         worst <= 1e-4 * scale.max(1.0) * 10.0,
         "logits differ by {worst} (scale {scale})"
@@ -351,6 +373,6 @@ fn mindgrab_on_tract_matches_tracts_im2col_path() {
         "the crop should hold brain ({total} mask voxels)"
     );
     let dice = 2.0 * both as f64 / total as f64;
-    eprintln!("brain Dice direct vs im2col: {dice:.5}");
+    eprintln!("brain Dice patched vs stock: {dice:.5}");
     assert!(dice >= 0.99, "Dice {dice}");
 }

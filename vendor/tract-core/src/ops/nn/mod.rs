@@ -3,6 +3,8 @@ mod data_formats;
 pub mod gelu_approximate;
 pub mod gelu_exact;
 pub mod grid_sample;
+// fuseprint patch: fused multithreaded InstanceNormalization (vendor/tract-core/PATCHES.md).
+pub mod instance_norm;
 mod reduce;
 pub mod resize;
 pub mod rms_norm;
@@ -14,6 +16,8 @@ pub use self::data_formats::{BaseDataShape, DataFormat, DataShape, SymDataShape}
 pub use self::gelu_approximate::GeluApproximate;
 pub use self::gelu_exact::GeluExact;
 pub use self::grid_sample::{GridSample, InterpolationMode, PaddingMode};
+// fuseprint patch: see instance_norm.rs.
+pub use self::instance_norm::{PlaneNorm, PlaneNormActivation, fused_instance_norm_disabled};
 pub use self::reduce::{Reduce, Reducer, expand_mean_of_squares};
 pub use self::resize::{
     CoordTransformer, Interpolator, Nearest, NearestUpsample, Resize,

@@ -489,6 +489,18 @@ impl TypedOp for Reduce {
         Ok(None)
     }
 
+    // fuseprint patch: tract-onnx's expanded InstanceNormalization (whose first node is this
+    // plane sum) becomes one multithreaded PlaneNorm (instance_norm.rs, PATCHES.md). At codegen
+    // the chain is in its final decluttered form and none of its nodes has been turned into an
+    // optimised kernel yet (they come after this node).
+    fn codegen(
+        &self,
+        model: &TypedModel,
+        node: &TypedNode,
+    ) -> TractResult<Option<TypedModelPatch>> {
+        super::instance_norm::detect_instance_norm(self, model, node)
+    }
+
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         let dt = inputs[0].datum_type;
         let count: TDim = inputs[0].shape.iter().product();
