@@ -11,23 +11,16 @@ use tract_core::ops::cnn::{PaddingSpec, PoolSpec};
 use tract_core::ops::nn::{DataFormat, PlaneNorm};
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
-/// A deterministic stream of values in -1..1 (xorshift), so failures reproduce.
-struct Random(u64);
+#[path = "support/xorshift.rs"]
+mod xorshift;
+use xorshift::Random;
 
-impl Random {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    fn tensor(&mut self, shape: &[usize]) -> Tensor {
-        let values: Vec<f32> = (0..shape.iter().product()).map(|_| self.next()).collect();
-        tract_ndarray::ArrayD::from_shape_vec(shape, values)
-            .expect("shape matches")
-            .into()
-    }
+/// A tensor of `shape` filled from `random` (values in -1..1).
+fn random_tensor(random: &mut Random, shape: &[usize]) -> Tensor {
+    let values = random.values(shape.iter().product(), 0.0, 1.0);
+    tract_ndarray::ArrayD::from_shape_vec(shape, values)
+        .expect("shape matches")
+        .into()
 }
 
 struct Case {
@@ -175,11 +168,11 @@ fn check(case: Case, seed: u64) {
     let mut random = Random(seed);
     let mut input_shape = vec![1, case.cin];
     input_shape.extend(case.size);
-    let input = random.tensor(&input_shape);
+    let input = random_tensor(&mut random, &input_shape);
     let mut kernel_shape = vec![case.cout, case.cin];
     kernel_shape.extend(case.kernel);
-    let kernel = random.tensor(&kernel_shape);
-    let bias = random.tensor(&[case.cout]);
+    let kernel = random_tensor(&mut random, &kernel_shape);
+    let bias = random_tensor(&mut random, &[case.cout]);
     let (expected, out_size) = reference(&case, &values(&input), &values(&kernel), &values(&bias));
     for symbolic in [false, true] {
         let got =

@@ -7,23 +7,9 @@ use tract_core::internal::*;
 use tract_core::ops::nn::{PlaneNorm, PlaneNormActivation};
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
-/// A deterministic stream of values in -1..1 (xorshift), so failures reproduce.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    /// `offset + spread · (-1..1)`: planes with a mean far from zero check that the variance does
-    /// not cancel.
-    fn values(&mut self, len: usize, offset: f32, spread: f32) -> Vec<f32> {
-        (0..len).map(|_| offset + spread * self.next()).collect()
-    }
-}
+#[path = "support/xorshift.rs"]
+mod xorshift;
+use xorshift::Random;
 
 fn tensor(shape: &[usize], values: Vec<f32>) -> Tensor {
     tract_ndarray::ArrayD::from_shape_vec(shape, values)
@@ -361,6 +347,17 @@ mod onnx {
 
 use onnx::{Dim, Graph};
 
+/// `[1, channels, d, h, w]` with symbolic spatial dims, as MeshNets are exported.
+fn symbolic_dims(channels: usize) -> Vec<Dim> {
+    vec![
+        Dim::Fixed(1),
+        Dim::Fixed(channels),
+        Dim::Named("d"),
+        Dim::Named("h"),
+        Dim::Named("w"),
+    ]
+}
+
 fn onnx_case(graph: &Graph, shape: &[usize], seed: u64) {
     let mut random = Random(seed);
     let input = tensor(shape, random.values(shape.iter().product(), 0.2, 1.5));
@@ -406,13 +403,7 @@ fn onnx_case(graph: &Graph, shape: &[usize], seed: u64) {
 #[test]
 fn onnx_instance_normalization_symbolic_spatial_dims() {
     let graph = Graph {
-        dims: vec![
-            Dim::Fixed(1),
-            Dim::Fixed(3),
-            Dim::Named("d"),
-            Dim::Named("h"),
-            Dim::Named("w"),
-        ],
+        dims: symbolic_dims(3),
         gelu: false,
         expose_norm: false,
         eps: 1e-5,
@@ -443,13 +434,7 @@ fn onnx_instance_normalization_concrete_dims_with_gelu() {
 #[test]
 fn onnx_instance_normalization_symbolic_with_gelu_like_meshnet() {
     let graph = Graph {
-        dims: vec![
-            Dim::Fixed(1),
-            Dim::Fixed(5),
-            Dim::Named("d"),
-            Dim::Named("h"),
-            Dim::Named("w"),
-        ],
+        dims: symbolic_dims(5),
         gelu: true,
         expose_norm: false,
         eps: 1e-5,
@@ -462,13 +447,7 @@ fn onnx_instance_normalization_symbolic_with_gelu_like_meshnet() {
 #[test]
 fn onnx_gelu_stays_separate_when_the_normalisation_is_an_output() {
     let graph = Graph {
-        dims: vec![
-            Dim::Fixed(1),
-            Dim::Fixed(2),
-            Dim::Named("d"),
-            Dim::Named("h"),
-            Dim::Named("w"),
-        ],
+        dims: symbolic_dims(2),
         gelu: true,
         expose_norm: true,
         eps: 1e-5,
