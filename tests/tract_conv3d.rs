@@ -14,6 +14,9 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 #[path = "support/xorshift.rs"]
 mod xorshift;
 use xorshift::Random;
+#[path = "support/tract_values.rs"]
+mod tract_values;
+use tract_values::values;
 
 /// A tensor of `shape` filled from `random` (values in -1..1).
 fn random_tensor(random: &mut Random, shape: &[usize]) -> Tensor {
@@ -153,15 +156,6 @@ fn run_tract(
     let plan = model.into_runnable()?;
     let mut outputs = plan.run(tvec!(input.clone().into_tvalue()))?;
     Ok(outputs.remove(0).into_tensor())
-}
-
-fn values(tensor: &Tensor) -> Vec<f32> {
-    tensor
-        .to_plain_array_view::<f32>()
-        .expect("an f32 tensor")
-        .iter()
-        .copied()
-        .collect()
 }
 
 fn check(case: Case, seed: u64) {

@@ -10,20 +10,14 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 #[path = "support/xorshift.rs"]
 mod xorshift;
 use xorshift::Random;
+#[path = "support/tract_values.rs"]
+mod tract_values;
+use tract_values::values;
 
 fn tensor(shape: &[usize], values: Vec<f32>) -> Tensor {
     tract_ndarray::ArrayD::from_shape_vec(shape, values)
         .expect("shape matches")
         .into()
-}
-
-fn values(tensor: &Tensor) -> Vec<f32> {
-    tensor
-        .to_plain_array_view::<f32>()
-        .expect("an f32 tensor")
-        .iter()
-        .copied()
-        .collect()
 }
 
 /// `(x − mean) / sqrt(var + eps) · scale[c] + bias[c]` per (n, c) plane, all in f64.
@@ -54,16 +48,18 @@ fn worst_relative(got: &[f32], expected: &[f32]) -> f32 {
 }
 
 /// Runs one op on one input through a plan (no optimisation).
-fn run_op(op: impl TypedOp, input: &Tensor) -> Tensor {
+fn try_run_op(op: impl TypedOp, input: &Tensor) -> TractResult<Tensor> {
     let mut model = TypedModel::default();
-    let x = model
-        .add_source("x", f32::fact(input.shape()))
-        .expect("source");
-    let y = model.wire_node("op", op, &[x]).expect("wires");
-    model.select_output_outlets(&y).expect("output");
-    let plan = model.into_runnable().expect("plan");
-    let mut out = plan.run(tvec!(input.clone().into_tvalue())).expect("runs");
-    out.remove(0).into_tensor()
+    let x = model.add_source("x", f32::fact(input.shape()))?;
+    let y = model.wire_node("op", op, &[x])?;
+    model.select_output_outlets(&y)?;
+    let plan = model.into_runnable()?;
+    let mut out = plan.run(tvec!(input.clone().into_tvalue()))?;
+    Ok(out.remove(0).into_tensor())
+}
+
+fn run_op(op: impl TypedOp, input: &Tensor) -> Tensor {
+    try_run_op(op, input).expect("the op runs")
 }
 
 struct Case {
@@ -172,14 +168,7 @@ fn fused_gelu_equals_tracts_gelu_op() {
 fn plane_norm_rejects_a_channel_mismatch() {
     let op = PlaneNorm::new(1e-5, vec![1.0; 3], vec![0.0; 3], None).expect("op");
     let input = tensor(&[1, 4, 2, 2, 2], vec![0.0; 32]);
-    let mut model = TypedModel::default();
-    let x = model
-        .add_source("x", f32::fact(input.shape()))
-        .expect("source");
-    let y = model.wire_node("op", op, &[x]).expect("wires");
-    model.select_output_outlets(&y).expect("output");
-    let plan = model.into_runnable().expect("plan");
-    assert!(plan.run(tvec!(input.into_tvalue())).is_err());
+    assert!(try_run_op(op, &input).is_err());
 }
 
 /// ONNX graphs built in memory: `InstanceNormalization`, optionally followed by MeshNet's GELU
