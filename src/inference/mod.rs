@@ -7,7 +7,6 @@
 //!   see only the trait, so they can be tested with a fake.
 //! - [`sliding_window`] tiles a grid into overlapping patches with Gaussian blending weights.
 
-mod heap_reuse;
 pub mod manifest;
 pub mod registration;
 pub mod runtime;

@@ -1,6 +1,5 @@
 //! One loaded ONNX model behind the [`Backend`] trait.
 
-use super::heap_reuse::HeapReuse;
 use super::runtime::{self, BackendKind};
 use super::{Backend, InferenceError, Manifest, Tensor};
 use crate::jobs::CancelToken;
@@ -19,9 +18,6 @@ pub struct ModelSession {
     output_name: String,
     /// ONNX Runtime only: lets a cancel stop a run that is already in flight.
     run_options: Option<Arc<RunOptions>>,
-    /// tract only: large blocks stay on the heap during a run (see `heap_reuse`); ONNX Runtime
-    /// has its own arena.
-    reuse_heap: bool,
     cancel: Option<CancelToken>,
 }
 
@@ -100,7 +96,6 @@ impl ModelSession {
             input_name: manifest.input.name.clone(),
             output_name: manifest.output.name.clone(),
             run_options,
-            reuse_heap: backend.kind == BackendKind::Tract,
             cancel: None,
         })
     }
@@ -121,7 +116,6 @@ impl ModelSession {
         let value = TensorRef::from_array_view((shape, input.data.as_slice()))
             .map_err(|e| run_err(&self.name, e))?;
         let inputs = ort::inputs![self.input_name.as_str() => value];
-        let _reuse = self.reuse_heap.then(HeapReuse::begin);
         let outputs = match &self.run_options {
             Some(options) => self.session.run_with_options(inputs, options.as_ref()),
             None => self.session.run(inputs),
