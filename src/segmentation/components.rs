@@ -3,7 +3,7 @@
 
 use super::runs::{Run, RunMask};
 use super::{Connectivity, Mask, SegmentationError};
-use crate::volume::{Volume, VolumeGeometry};
+use crate::volume::Volume;
 use rayon::prelude::*;
 
 /// Component of every run of a [`RunMask`], ids `0..sizes.len()` ordered by first voxel.
@@ -178,7 +178,7 @@ pub fn label_components(mask: &Mask, connectivity: Connectivity) -> (Volume<u32>
 
 /// Only the largest connected piece of `mask` (empty in, empty out).
 pub fn keep_largest(mask: &Mask, connectivity: Connectivity) -> Mask {
-    keep_largest_runs(&RunMask::from_mask(mask), mask.geometry(), connectivity)
+    largest_piece_where(mask, |v| v != 0, connectivity)
 }
 
 /// The largest connected piece of the voxels of `volume` where `inside(value)` holds, without
@@ -188,22 +188,11 @@ pub fn largest_piece_where<T: Copy + Send + Sync>(
     inside: impl Fn(T) -> bool + Sync,
     connectivity: Connectivity,
 ) -> Mask {
-    keep_largest_runs(
-        &RunMask::from_predicate(volume, inside),
-        volume.geometry(),
-        connectivity,
-    )
-}
-
-fn keep_largest_runs(
-    runs: &RunMask,
-    geometry: &VolumeGeometry,
-    connectivity: Connectivity,
-) -> Mask {
-    let comps = label_runs(runs, connectivity);
+    let runs = RunMask::from_predicate(volume, inside);
+    let comps = label_runs(&runs, connectivity);
     match comps.largest() {
-        Some(best) => runs.to_mask(geometry, |r| comps.run_component[r] == best),
-        None => super::empty_mask(geometry),
+        Some(best) => runs.to_mask(volume.geometry(), |r| comps.run_component[r] == best),
+        None => super::empty_mask(volume.geometry()),
     }
 }
 
@@ -215,8 +204,7 @@ pub fn threshold_keep_largest(
     high: f32,
     connectivity: Connectivity,
 ) -> Mask {
-    let runs = RunMask::from_predicate(image, |v| v >= low && v <= high);
-    keep_largest_runs(&runs, image.geometry(), connectivity)
+    largest_piece_where(image, |v| v >= low && v <= high, connectivity)
 }
 
 /// The pieces of `mask` that contain at least one of `seeds` (voxel indices); seeds outside the
