@@ -9,6 +9,22 @@ fn inv_sqrt2() -> f32 {
     (2.0f32).sqrt().recip()
 }
 
+/// GELU in place on f32 values: `x / 2 · (1 + erf(x / √2))` with tract-linalg's erf kernel.
+// fuseprint patch: a function of its own (was the op's f32 closure) so that PlaneNorm's fused
+// activation (instance_norm.rs) runs exactly this arithmetic.
+pub fn gelu_exact_f32(xs: &mut [f32]) -> TractResult<()> {
+    let erf = Func::Erf.ew_f32()?;
+    let c = inv_sqrt2();
+    let mut scratch = vec![0f32; xs.len().min(CHUNK)];
+    for chunk in xs.chunks_mut(CHUNK) {
+        let scaled = &mut scratch[..chunk.len()];
+        scaled.iter_mut().zip(chunk.iter()).for_each(|(s, x)| *s = *x * c);
+        erf.run(scaled)?;
+        chunk.iter_mut().zip(scaled.iter()).for_each(|(x, e)| *x = (*x * 0.5) * (*e + 1.0));
+    }
+    Ok(())
+}
+
 crate::element_wise!(gelu_exact, GeluExact,
     [f16] => |_, xs| {
         let erf = Func::Erf.ew_f32()?;
@@ -26,18 +42,7 @@ crate::element_wise!(gelu_exact, GeluExact,
         }
         Ok(())
     },
-    [f32] => |_, xs| {
-        let erf = Func::Erf.ew_f32()?;
-        let c = inv_sqrt2();
-        let mut scratch = vec![0f32; xs.len().min(CHUNK)];
-        for chunk in xs.chunks_mut(CHUNK) {
-            let scaled = &mut scratch[..chunk.len()];
-            scaled.iter_mut().zip(chunk.iter()).for_each(|(s, x)| *s = *x * c);
-            erf.run(scaled)?;
-            chunk.iter_mut().zip(scaled.iter()).for_each(|(x, e)| *x = (*x * 0.5) * (*e + 1.0));
-        }
-        Ok(())
-    };
+    [f32] => |_, xs| gelu_exact_f32(xs);
     cost: |dt| {tvec!((Cost::FMA(dt), 14), (Cost::Div(dt), 1))}
 );
 

@@ -28,8 +28,8 @@ use crate::ops::binary::TypedBinOp;
 use crate::ops::cast::Cast;
 use crate::ops::element_wise::ElementWiseOp;
 use crate::ops::math::{Add, Div, Mul, Recip, Rsqrt, Square, Sub};
+use crate::ops::nn::gelu_exact::gelu_exact_f32;
 use crate::ops::nn::{GeluExact, Reduce, Reducer};
-use tract_linalg::routines::Func;
 
 /// Values per chunk: large enough that the per-chunk bookkeeping is negligible, small enough
 /// (128 KiB) to stay in a core's L2 cache and to split one MeshNet plane (up to 256³ values) into
@@ -135,14 +135,13 @@ impl PlaneNorm {
         // Pass 3: normalise (and activate) every chunk in place, in parallel.
         let activation = self.activation;
         tract_linalg::multithread::par_chunks_mut(&mut pieces, 1, total, |_, pieces| {
-            let mut scratch = vec![];
             for piece in pieces {
                 let (mean, a, b) = maps[piece.plane];
                 for v in piece.values.iter_mut() {
                     *v = (*v - mean) * a + b;
                 }
                 match activation {
-                    Some(PlaneNormActivation::GeluExact) => gelu_exact(piece.values, &mut scratch)?,
+                    Some(PlaneNormActivation::GeluExact) => gelu_exact_f32(piece.values)?,
                     None => (),
                 }
             }
@@ -216,22 +215,6 @@ impl Moments {
             m2: self.m2 + other.m2 + delta * delta * self.count * other.count / count,
         }
     }
-}
-
-/// GELU in place, the same arithmetic as tract's `GeluExact` for f32 (so fusing it changes no
-/// value): `x / 2 · (1 + erf(x / √2))` with tract-linalg's erf kernel.
-fn gelu_exact(values: &mut [f32], scratch: &mut Vec<f32>) -> TractResult<()> {
-    const GELU_CHUNK: usize = 1024;
-    let erf = Func::Erf.ew_f32()?;
-    let c = 2f32.sqrt().recip();
-    scratch.resize(values.len().min(GELU_CHUNK), 0.0);
-    for chunk in values.chunks_mut(GELU_CHUNK) {
-        let scaled = &mut scratch[..chunk.len()];
-        scaled.iter_mut().zip(chunk.iter()).for_each(|(s, x)| *s = *x * c);
-        erf.run(scaled)?;
-        chunk.iter_mut().zip(scaled.iter()).for_each(|(x, e)| *x = (*x * 0.5) * (*e + 1.0));
-    }
-    Ok(())
 }
 
 impl Op for PlaneNorm {
@@ -365,29 +348,13 @@ fn match_chain(
     let mut scale = vec![1.0; channels];
     let mut bias = vec![0.0; channels];
     let mut activation = None;
-    if let Some(next) = sole_consumer(model, last) {
-        if is_bin::<Mul>(next) {
-            if let Some(values) = other_input(next, outlet(last))
-                .map(|k| per_channel_const(model, k, rank, channels))
-                .transpose()?
-                .flatten()
-            {
-                scale = values;
-                last = next;
-            }
-        }
+    if let Some((values, next)) = per_channel_step::<Mul>(model, last, rank, channels)? {
+        scale = values;
+        last = next;
     }
-    if let Some(next) = sole_consumer(model, last) {
-        if is_bin::<Add>(next) {
-            if let Some(values) = other_input(next, outlet(last))
-                .map(|k| per_channel_const(model, k, rank, channels))
-                .transpose()?
-                .flatten()
-            {
-                bias = values;
-                last = next;
-            }
-        }
+    if let Some((values, next)) = per_channel_step::<Add>(model, last, rank, channels)? {
+        bias = values;
+        last = next;
     }
     if let Some(next) = sole_consumer(model, last) {
         if is_ew::<GeluExact>(next) && next.inputs[..] == [outlet(last)] {
@@ -442,6 +409,21 @@ fn other_input(node: &TypedNode, known: OutletId) -> Option<OutletId> {
         [a, b] if b == known && a != known => Some(a),
         _ => None,
     }
+}
+
+/// `last`'s sole consumer when it is the binary op `B` of `last` and a per-channel constant
+/// (the expansion's × scale and + bias), with that constant's values.
+fn per_channel_step<'m, B: crate::ops::binary::BinMiniOp>(
+    model: &'m TypedModel,
+    last: &TypedNode,
+    rank: usize,
+    channels: usize,
+) -> TractResult<Option<(Vec<f32>, &'m TypedNode)>> {
+    rule_if_some!(next = sole_consumer(model, last));
+    rule_if!(is_bin::<B>(next));
+    rule_if_some!(k = other_input(next, outlet(last)));
+    rule_if_some!(values = per_channel_const(model, k, rank, channels)?);
+    Ok(Some((values, next)))
 }
 
 /// A constant holding one f32 value (whatever its rank).
