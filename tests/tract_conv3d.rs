@@ -16,15 +16,18 @@ mod xorshift;
 use xorshift::Random;
 #[path = "support/tract_values.rs"]
 mod tract_values;
-use tract_values::values;
+use tract_values::{plan_with_switches_off, tensor, values};
 
 /// A tensor of `shape` filled from `random` (values in -1..1).
 fn random_tensor(random: &mut Random, shape: &[usize]) -> Tensor {
-    let values = random.values(shape.iter().product(), 0.0, 1.0);
-    tract_ndarray::ArrayD::from_shape_vec(shape, values)
-        .expect("shape matches")
-        .into()
+    tensor(shape, random.values(shape.iter().product(), 0.0, 1.0))
 }
+
+/// The env switches that turn fuseprint's tract-core patches off (for A/B comparisons).
+const PATCH_SWITCHES: [&str; 2] = [
+    "TRACT_DISABLE_DIRECT_CONV3D",
+    "TRACT_DISABLE_FUSED_INSTANCE_NORM",
+];
 
 struct Case {
     cin: usize,
@@ -143,10 +146,7 @@ fn run_tract(
     let conv = Conv::new(pool_spec, KernelFormat::OIHW, 1, None);
     let y = model.wire_node("conv", conv, &[x, k, b])?;
     model.select_output_outlets(&y)?;
-    let model = {
-        let _planning = PLANNING.lock().unwrap_or_else(|e| e.into_inner());
-        model.into_optimized()?
-    };
+    let model = plan_with_switches_off(&PATCH_SWITCHES, false, || model.into_optimized())?;
     // A 1×1×1 kernel is a matrix product, which tract's declutter turns into an EinSum first.
     let pointwise = case.kernel.iter().all(|k| *k == 1);
     ensure!(
@@ -235,10 +235,6 @@ fn asymmetric_padding_anisotropic_kernel_and_dilation() {
     );
 }
 
-/// The env switches that turn the patches off are read when a model is optimised: tests that
-/// flip them hold this lock so the others never plan a model in between.
-static PLANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Brainchop's mindgrab (25 dilated 3×3×3 layers, each followed by InstanceNormalization and
 /// GELU) on a 32³ crop of t1_crop, through tract-onnx as ort-tract plans it (symbolic D/H/W), with
 /// both tract-core patches (the direct 3D convolution and the fused PlaneNorm) and with neither
@@ -275,30 +271,15 @@ fn mindgrab_patched_tract_matches_stock_tract() {
         })
         .into();
 
-    const SWITCHES: [&str; 2] = [
-        "TRACT_DISABLE_DIRECT_CONV3D",
-        "TRACT_DISABLE_FUSED_INSTANCE_NORM",
-    ];
     // Returns the logits, the number of DirectConv3d and of PlaneNorm nodes in the plan.
     let run = |patched: bool| -> (Tensor, usize, usize) {
         use tract_onnx::prelude::*;
-        let guard = PLANNING.lock().unwrap_or_else(|e| e.into_inner());
-        // Every planning in this binary holds the lock, so the switches affect this model only.
-        for switch in SWITCHES {
-            if patched {
-                std::env::remove_var(switch);
-            } else {
-                std::env::set_var(switch, "1");
-            }
-        }
-        let model = tract_onnx::onnx()
-            .model_for_path(dir.join("mindgrab.onnx"))
-            .and_then(|m| m.into_optimized())
-            .expect("mindgrab plans on tract");
-        for switch in SWITCHES {
-            std::env::remove_var(switch);
-        }
-        drop(guard);
+        let model = plan_with_switches_off(&PATCH_SWITCHES, !patched, || {
+            tract_onnx::onnx()
+                .model_for_path(dir.join("mindgrab.onnx"))
+                .and_then(|m| m.into_optimized())
+        })
+        .expect("mindgrab plans on tract");
         let count = |is: fn(&TypedNode) -> bool| model.nodes().iter().filter(|n| is(n)).count();
         let direct = count(|n| n.op_is::<DirectConv3d>());
         let norms = count(|n| n.op_is::<PlaneNorm>());

@@ -12,13 +12,7 @@ mod xorshift;
 use xorshift::Random;
 #[path = "support/tract_values.rs"]
 mod tract_values;
-use tract_values::values;
-
-fn tensor(shape: &[usize], values: Vec<f32>) -> Tensor {
-    tract_ndarray::ArrayD::from_shape_vec(shape, values)
-        .expect("shape matches")
-        .into()
-}
+use tract_values::{plan_with_switches_off, tensor, values};
 
 /// `(x − mean) / sqrt(var + eps) · scale[c] + bias[c]` per (n, c) plane, all in f64.
 fn reference(shape: &[usize], x: &[f32], eps: f32, scale: &[f32], bias: &[f32]) -> Vec<f32> {
@@ -177,10 +171,6 @@ mod onnx {
     use super::*;
     use tract_onnx::pb;
 
-    /// The env switch is read when a model is optimised: tests that flip it hold this lock so
-    /// that no other test plans a model in between.
-    static PLANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
         use pb::tensor_shape_proto::{dimension::Value, Dimension};
         let dim = dims
@@ -304,17 +294,12 @@ mod onnx {
             input: &Tensor,
         ) -> (Vec<Tensor>, Vec<Option<PlaneNormActivation>>) {
             use tract_onnx::prelude::*;
-            let guard = PLANNING.lock().unwrap_or_else(|e| e.into_inner());
-            if fused {
-                std::env::remove_var("TRACT_DISABLE_FUSED_INSTANCE_NORM");
-            } else {
-                std::env::set_var("TRACT_DISABLE_FUSED_INSTANCE_NORM", "1");
-            }
-            let model = tract_onnx::onnx()
-                .model_for_proto_model(&self.proto())
-                .and_then(|m| m.into_optimized());
-            std::env::remove_var("TRACT_DISABLE_FUSED_INSTANCE_NORM");
-            drop(guard);
+            let model =
+                plan_with_switches_off(&["TRACT_DISABLE_FUSED_INSTANCE_NORM"], !fused, || {
+                    tract_onnx::onnx()
+                        .model_for_proto_model(&self.proto())
+                        .and_then(|m| m.into_optimized())
+                });
             let model = model.expect("the graph plans on tract");
             let norms = model
                 .nodes()
