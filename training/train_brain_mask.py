@@ -60,7 +60,7 @@ VOXELS_PER_VOLUME = 60_000
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DATA = os.path.join(REPO, "..", "shared", "data")
 MINDGRAB = os.path.join(DATA, "models", "onnx_from_brainchop", "mindgrab.onnx")
-# Heads whose brain reference is distilled from mindgrab (make_distilled_references), and where
+# Heads whose brain reference is distilled from mindgrab (`distil`), and where
 # each comes from. CT_pitch is a skull phantom (a head-shaped CT with shapes inside, not a patient).
 DISTILLED_SOURCES = {
     "CT_pitch": "niivue-images/CT_pitch.nii.gz",
@@ -243,41 +243,23 @@ def training_heads(work):
     stripped, _ = load("templates/clinical_ct_template_mni/scct_stripped.nii.gz")
     heads.append(("scct", ct, ndimage.binary_fill_holes(stripped > 0), aff))
     for name, rel in DISTILLED_SOURCES.items():
-        conformed, mask_path = distil(work, name, rel)
+        _, conformed, mask_path = distil(work, name, rel)
         image, mask = nib.load(conformed), nib.load(mask_path)
         heads.append((name, np.asarray(image.dataobj, np.float32), np.asarray(mask.dataobj) > 0,
                       image.affine))
     return heads
 
 
-def rire_t1_nifti(out):
-    """RIRE training_001's T1 (MetaImage, uncompressed int16, identity direction in LPS) as NIfTI."""
-    path = os.path.join(DATA, "registration", "rire_training_001_partial", "training_001_mr_T1.mha")
-    raw = open(path, "rb").read()
-    header, _, body = raw.partition(b"ElementDataFile = LOCAL\n")
-    fields = dict(line.split(" = ", 1) for line in header.decode().splitlines() if " = " in line)
-    dims = [int(v) for v in fields["DimSize"].split()]
-    spacing = [float(v) for v in fields["ElementSpacing"].split()]
-    assert fields["ElementType"] == "MET_SHORT" and fields["TransformMatrix"] == "1 0 0 0 1 0 0 0 1"
-    data = np.frombuffer(body, "<i2", count=int(np.prod(dims))).reshape(dims[::-1]).transpose(2, 1, 0)
-    offset = [float(v) for v in fields["Offset"].split()]
-    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])  # LPS -> RAS
-    affine[:3, 3] = [-offset[0], -offset[1], offset[2]]
-    nib.save(nib.Nifti1Image(data.astype(np.float32), affine), out)
-
-
 def as_nifti(name, rel, out):
-    """A source image as NIfTI: NIfTI as it is, RIRE's MetaImage by hand, a DICOM folder through
-    fuseprint's own reader (`fuseprint convert`: gantry tilt and uneven slices kept exactly), other
-    formats (MetaImage, NRRD) through SimpleITK."""
+    """A source image as NIfTI: NIfTI as it is, a DICOM folder through fuseprint's own reader
+    (`fuseprint convert`: gantry tilt and uneven slices kept exactly), other formats (MetaImage,
+    NRRD) through SimpleITK."""
     import subprocess
     src = os.path.join(DATA, rel)
     if src.endswith(".nii.gz") or src.endswith(".nii"):
         return src
     if not os.path.exists(out):
-        if name == "rire_t1":
-            rire_t1_nifti(out)
-        elif os.path.isdir(src):
+        if os.path.isdir(src):
             if not os.path.exists(FUSEPRINT):
                 sys.exit(f"{name}: reading the DICOM folder {src} needs fuseprint at {FUSEPRINT} "
                          "(cargo build, or set FUSEPRINT)")
@@ -289,8 +271,10 @@ def as_nifti(name, rel, out):
 
 
 def distil(work, name, rel):
-    """mindgrab (brainchop, MIT) on one head conformed to 256^3 LIA as brainchop does; returns
-    (conformed image, mask) paths. The brain reference of this head is a mindgrab output."""
+    """mindgrab (brainchop, MIT) on one head conformed to 256^3 LIA as brainchop does (~2-10 min
+    of mindgrab on 2 cores, once: the files are kept in `work`); returns the paths of the source
+    as NIfTI, the conformed image and the mask. The brain reference of this head is a mindgrab
+    output."""
     import subprocess
     tools = os.path.join(DATA, "_tools")
     os.makedirs(work, exist_ok=True)
@@ -304,14 +288,7 @@ def distil(work, name, rel):
     if not os.path.exists(mask):
         subprocess.run([sys.executable, os.path.join(tools, "run_meshnet_onnx.py"), MINDGRAB,
                         conformed, mask, "0.5", "20"], check=True)
-    return conformed, mask
-
-
-def make_distilled_references(work):
-    """Distillation: the training heads that are neither templates nor held out get mindgrab's
-    mask as their brain reference (~2-10 min of mindgrab each on 2 cores)."""
-    for name, rel in DISTILLED_SOURCES.items():
-        distil(work, name, rel)
+    return src, conformed, mask
 
 
 def heldout(work):
@@ -319,8 +296,8 @@ def heldout(work):
     t1, aff = load("models/onnx_from_brainchop/t1_crop.nii.gz")
     ref, ref_aff = load("models/onnx_from_brainchop/mindgrab_on_t1_crop_mask.nii.gz")
     assert np.allclose(ref_aff, aff)
-    conformed, mask_path = distil(work, HELDOUT_CT, HELDOUT_CT_DICOM)
-    img = nib.load(as_nifti(HELDOUT_CT, HELDOUT_CT_DICOM, os.path.join(work, f"{HELDOUT_CT}.nii.gz")))
+    src, _, mask_path = distil(work, HELDOUT_CT, HELDOUT_CT_DICOM)
+    img = nib.load(src)
     ct, ct_aff = np.asarray(img.dataobj, np.float32), img.affine
     mask = nib.load(mask_path)
     ct_ref = resample(np.asarray(mask.dataobj, np.float32), mask.affine, ct.shape, ct_aff, 0, 0) > 0.5
@@ -531,7 +508,6 @@ def main():
                     help="folder for the distilled references (mindgrab outputs, ~20 min each)")
     args = ap.parse_args()
 
-    make_distilled_references(args.work)
     heads = training_heads(args.work)
     front_all, n_all = front_end_model(ALL_FEATURES)
     front_all = tcb.session(front_all)
