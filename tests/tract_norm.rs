@@ -13,6 +13,8 @@ use xorshift::Random;
 #[path = "support/tract_values.rs"]
 mod tract_values;
 use tract_values::{plan_with_switches_off, tensor, values};
+#[path = "support/onnx_proto.rs"]
+mod onnx_proto;
 
 /// `(x − mean) / sqrt(var + eps) · scale[c] + bias[c]` per (n, c) plane, all in f64.
 fn reference(shape: &[usize], x: &[f32], eps: f32, scale: &[f32], bias: &[f32]) -> Vec<f32> {
@@ -169,58 +171,9 @@ fn plane_norm_rejects_a_channel_mismatch() {
 /// (`x · (1 + erf(x / √2)) · 0.5`).
 mod onnx {
     use super::*;
+    pub use crate::onnx_proto::Dim;
+    use crate::onnx_proto::{constant, node, value_info};
     use tract_onnx::pb;
-
-    fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
-        use pb::tensor_shape_proto::{dimension::Value, Dimension};
-        let dim = dims
-            .iter()
-            .map(|d| Dimension {
-                value: Some(match d {
-                    Dim::Fixed(n) => Value::DimValue(*n as i64),
-                    Dim::Named(s) => Value::DimParam(s.to_string()),
-                }),
-                ..Default::default()
-            })
-            .collect();
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: pb::tensor_proto::DataType::Float as i32,
-                    shape: Some(pb::TensorShapeProto { dim }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn constant(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
-        pb::TensorProto {
-            name: name.into(),
-            dims: dims.to_vec(),
-            data_type: pb::tensor_proto::DataType::Float as i32,
-            float_data: values.to_vec(),
-            ..Default::default()
-        }
-    }
-
-    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
-        pb::NodeProto {
-            op_type: op.into(),
-            name: output.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            ..Default::default()
-        }
-    }
-
-    #[derive(Clone, Copy)]
-    pub enum Dim {
-        Fixed(usize),
-        Named(&'static str),
-    }
 
     pub struct Graph {
         pub dims: Vec<Dim>,
@@ -268,22 +221,14 @@ mod onnx {
             if self.expose_norm || !self.gelu {
                 outputs.push(value_info("norm", &self.dims));
             }
-            pb::ModelProto {
-                ir_version: 8,
-                opset_import: vec![pb::OperatorSetIdProto {
-                    domain: String::new(),
-                    version: 17,
-                }],
-                graph: Some(pb::GraphProto {
-                    name: "instance_norm".into(),
-                    node: nodes,
-                    initializer,
-                    input: vec![value_info("x", &self.dims)],
-                    output: outputs,
-                    ..Default::default()
-                }),
+            crate::onnx_proto::model(pb::GraphProto {
+                name: "instance_norm".into(),
+                node: nodes,
+                initializer,
+                input: vec![value_info("x", &self.dims)],
+                output: outputs,
                 ..Default::default()
-            }
+            })
         }
 
         /// Optimises the graph as ort-tract does, with the rewrite on or off, and runs it: the
