@@ -147,6 +147,19 @@ impl TypedOp for ElementWiseOp {
         crate::optim::propagate_roi::bubble_roi(model, node)
     }
 
+    // fuseprint patch: an `Exp` may open tract-hir's expansion of ONNX `Elu`, which becomes one
+    // multithreaded FusedElu (ops/nn/elu.rs, PATCHES.md).
+    fn codegen(
+        &self,
+        model: &TypedModel,
+        node: &TypedNode,
+    ) -> TractResult<Option<TypedModelPatch>> {
+        if self.0.is::<crate::ops::math::Exp>() && self.1.is_none() {
+            return crate::ops::nn::elu::detect_elu(model, node.inputs[0]);
+        }
+        Ok(None)
+    }
+
     fn change_axes(
         &self,
         model: &TypedModel,

@@ -369,7 +369,7 @@ fn match_chain(
     Ok(Some((PlaneNorm::new(epsilon, scale, bias, activation)?, outlet(last))))
 }
 
-fn outlet(node: &TypedNode) -> OutletId {
+pub(crate) fn outlet(node: &TypedNode) -> OutletId {
     OutletId::new(node.id, 0)
 }
 
@@ -394,16 +394,16 @@ fn sole_consumer<'m>(model: &'m TypedModel, node: &TypedNode) -> Option<&'m Type
     consumers(model, node, 1).map(|nodes| nodes[0])
 }
 
-fn is_bin<B: crate::ops::binary::BinMiniOp>(node: &TypedNode) -> bool {
+pub(crate) fn is_bin<B: crate::ops::binary::BinMiniOp>(node: &TypedNode) -> bool {
     node.inputs.len() == 2 && node.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<B>())
 }
 
-fn is_ew<E: crate::ops::element_wise::ElementWiseMiniOp>(node: &TypedNode) -> bool {
+pub(crate) fn is_ew<E: crate::ops::element_wise::ElementWiseMiniOp>(node: &TypedNode) -> bool {
     node.inputs.len() == 1 && node.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<E>())
 }
 
 /// The input of a two-input node that is not `known` (`known` must be exactly one of them).
-fn other_input(node: &TypedNode, known: OutletId) -> Option<OutletId> {
+pub(crate) fn other_input(node: &TypedNode, known: OutletId) -> Option<OutletId> {
     match node.inputs[..] {
         [a, b] if a == known && b != known => Some(b),
         [a, b] if b == known && a != known => Some(a),
@@ -427,7 +427,7 @@ fn per_channel_step<'m, B: crate::ops::binary::BinMiniOp>(
 }
 
 /// A constant holding one f32 value (whatever its rank).
-fn scalar_const(model: &TypedModel, outlet: OutletId) -> TractResult<Option<f32>> {
+pub(crate) fn scalar_const(model: &TypedModel, outlet: OutletId) -> TractResult<Option<f32>> {
     let fact = model.outlet_fact(outlet)?;
     rule_if!(fact.datum_type == f32::datum_type());
     rule_if_some!(konst = fact.konst.as_ref());

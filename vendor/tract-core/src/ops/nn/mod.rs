@@ -1,6 +1,8 @@
 pub mod clamped_swiglu;
 mod data_formats;
 pub mod gelu_approximate;
+// fuseprint patch: fused multithreaded ELU (vendor/tract-core/PATCHES.md).
+pub mod elu;
 pub mod gelu_exact;
 pub mod grid_sample;
 // fuseprint patch: fused multithreaded InstanceNormalization (vendor/tract-core/PATCHES.md).
@@ -16,7 +18,8 @@ pub use self::data_formats::{BaseDataShape, DataFormat, DataShape, SymDataShape}
 pub use self::gelu_approximate::GeluApproximate;
 pub use self::gelu_exact::GeluExact;
 pub use self::grid_sample::{GridSample, InterpolationMode, PaddingMode};
-// fuseprint patch: see instance_norm.rs.
+// fuseprint patch: see elu.rs and instance_norm.rs.
+pub use self::elu::{FusedElu, fused_elu_disabled};
 pub use self::instance_norm::{PlaneNorm, PlaneNormActivation, fused_instance_norm_disabled};
 pub use self::reduce::{Reduce, Reducer, expand_mean_of_squares};
 pub use self::resize::{
