@@ -91,20 +91,14 @@ fn elu_graph(dims: &[Dim], alpha: f32, expose_input: bool) -> tract_onnx::pb::Mo
     })
 }
 
-/// Optimises `proto` as ort-tract does, with the rewrite on or off, and runs it on two threads:
-/// the outputs and the number of FusedElu nodes in the plan.
-fn run_graph(
-    proto: &tract_onnx::pb::ModelProto,
+/// Optimises a model as ort-tract does (`plan` loads and optimises it), with the rewrite on or
+/// off, and runs it on two threads: the outputs and the number of FusedElu nodes in the plan.
+fn run_planned(
+    plan: impl FnOnce() -> TractResult<TypedModel>,
     fused: bool,
     input: &Tensor,
 ) -> (Vec<Tensor>, usize) {
-    use tract_onnx::prelude::*;
-    let model = plan_with_switches_off(&[SWITCH], !fused, || {
-        tract_onnx::onnx()
-            .model_for_proto_model(proto)
-            .and_then(|m| m.into_optimized())
-    })
-    .expect("the graph plans on tract");
+    let model = plan_with_switches_off(&[SWITCH], !fused, plan).expect("the model plans on tract");
     let elus = model
         .nodes()
         .iter()
@@ -119,6 +113,20 @@ fn run_graph(
     .map(|v| v.into_tensor())
     .collect();
     (outputs, elus)
+}
+
+fn run_graph(
+    proto: &tract_onnx::pb::ModelProto,
+    fused: bool,
+    input: &Tensor,
+) -> (Vec<Tensor>, usize) {
+    use tract_onnx::prelude::*;
+    let plan = || {
+        tract_onnx::onnx()
+            .model_for_proto_model(proto)
+            .and_then(|m| m.into_optimized())
+    };
+    run_planned(plan, fused, input)
 }
 
 fn onnx_case(dims: &[Dim], shape: &[usize], alpha: f32, expose_input: bool, seed: u64) {
@@ -179,25 +187,13 @@ fn model20chan3cls_elus_fuse_without_changing_the_logits() {
     let input = tensor(&[1, 1, 24, 24, 24], random.values(24 * 24 * 24, 0.5, 0.5));
     let run = |fused: bool| -> (Tensor, usize) {
         use tract_onnx::prelude::*;
-        let model = plan_with_switches_off(&[SWITCH], !fused, || {
+        let plan = || {
             tract_onnx::onnx()
                 .model_for_path(&path)
                 .and_then(|m| m.into_optimized())
-        })
-        .expect("model20chan3cls plans on tract");
-        let elus = model
-            .nodes()
-            .iter()
-            .filter(|n| n.op_is::<FusedElu>())
-            .count();
-        let plan = model.into_runnable().expect("plan");
-        let out = multithread_tract_scope(Executor::multithread(2), || {
-            plan.run(tvec!(input.clone().into_tvalue()))
-        })
-        .expect("model20chan3cls runs")
-        .remove(0)
-        .into_tensor();
-        (out, elus)
+        };
+        let (mut outputs, elus) = run_planned(plan, fused, &input);
+        (outputs.remove(0), elus)
     };
     let (fused, elus) = run(true);
     let (chain, none) = run(false);
