@@ -11,7 +11,7 @@ use crate::internal::*;
 use crate::ops::element_wise::ElementWiseOp;
 use crate::ops::logic::{CompGT, CompLT, Iff};
 use crate::ops::math::{Exp, Mul, Sub};
-use crate::ops::nn::instance_norm::{is_bin, is_ew, other_input, outlet, scalar_const};
+use crate::ops::nn::instance_norm::{is_bin, is_ew, outlet, scalar_const};
 use tract_linalg::routines::Func;
 
 /// Values per parallel piece (128 KiB: stays in a core's L2 cache).
@@ -165,6 +165,5 @@ fn negative_branch(model: &TypedModel, neg: OutletId, x: OutletId) -> TractResul
     let exp = model.node(sub.inputs[0].node);
     rule_if!(is_ew::<Exp>(exp) && exp.inputs[0] == x);
     rule_if!(exp.op_as::<ElementWiseOp>().is_some_and(|op| op.1.is_none()));
-    rule_if_some!(_ = other_input(sub, outlet(exp)));
     Ok(Some(alpha))
 }

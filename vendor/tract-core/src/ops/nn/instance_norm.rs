@@ -403,7 +403,7 @@ pub(crate) fn is_ew<E: crate::ops::element_wise::ElementWiseMiniOp>(node: &Typed
 }
 
 /// The input of a two-input node that is not `known` (`known` must be exactly one of them).
-pub(crate) fn other_input(node: &TypedNode, known: OutletId) -> Option<OutletId> {
+fn other_input(node: &TypedNode, known: OutletId) -> Option<OutletId> {
     match node.inputs[..] {
         [a, b] if a == known && b != known => Some(b),
         [a, b] if b == known && a != known => Some(a),
