@@ -345,20 +345,6 @@ impl TypedOp for TypedBinOp {
         model: &TypedModel,
         node: &TypedNode,
     ) -> TractResult<Option<TypedModelPatch>> {
-        // fuseprint patch: a `0 < x` (or `x > 0`) test may open tract-hir's expansion of ONNX
-        // `Elu`, which becomes one multithreaded FusedElu (ops/nn/elu.rs, PATCHES.md).
-        let elu_input = if self.0.is::<crate::ops::logic::CompLT>() {
-            node.inputs.get(1)
-        } else if self.0.is::<crate::ops::logic::CompGT>() {
-            node.inputs.first()
-        } else {
-            None
-        };
-        if let Some(&x) = elu_input
-            && let Some(patch) = crate::ops::nn::elu::detect_elu(model, x)?
-        {
-            return Ok(Some(patch));
-        }
         if let Some(linalg_bin_op) = self.0.as_linalg_binop() {
             let input_facts = model.node_input_facts(node.id)?;
             let must_swap_inputs =

@@ -103,9 +103,10 @@ impl TypedOp for FusedElu {
     as_op!();
 }
 
-/// Replaces tract-hir's expansion of ONNX `Elu` on the f32 wire `x` with one `FusedElu`, from
-/// whichever of the chain's first nodes (the test or the exp) is generated first, so none of
-/// the chain has been turned into an optimised kernel yet. Matched as decluttered:
+/// Replaces tract-hir's expansion of ONNX `Elu` on the f32 wire `x` with one `FusedElu`, called
+/// from the chain's `Exp` at codegen (`ElementWiseOp::codegen`). Codegen runs in evaluation
+/// order, so the − 1, × alpha and select after the exp are still as decluttered; the test may
+/// come first, but a comparison has no optimised form and stays a `TypedBinOp`. Matched:
 /// `Iff(CompLT(0, x) or CompGT(x, 0), x, Sub(Exp(x), 1) [× alpha])`, with the select's output
 /// of x's shape. The chain's nodes that nothing else reads are pruned afterwards.
 pub fn detect_elu(model: &TypedModel, x: OutletId) -> TractResult<Option<TypedModelPatch>> {
