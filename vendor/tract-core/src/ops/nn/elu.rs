@@ -11,7 +11,7 @@ use crate::internal::*;
 use crate::ops::element_wise::ElementWiseOp;
 use crate::ops::logic::{CompGT, CompLT, Iff};
 use crate::ops::math::{Exp, Mul, Sub};
-use crate::ops::nn::instance_norm::{is_bin, is_ew, outlet, scalar_const};
+use crate::ops::nn::graph_match::{is_bin, is_ew, outlet, scalar_const};
 use tract_linalg::routines::Func;
 
 /// Values per parallel piece (128 KiB: stays in a core's L2 cache).

@@ -24,11 +24,10 @@
 //! comparisons).
 
 use crate::internal::*;
-use crate::ops::binary::TypedBinOp;
 use crate::ops::cast::Cast;
-use crate::ops::element_wise::ElementWiseOp;
 use crate::ops::math::{Add, Div, Mul, Recip, Rsqrt, Square, Sub};
 use crate::ops::nn::gelu_exact::gelu_exact_f32;
+use crate::ops::nn::graph_match::{is_bin, is_ew, outlet, scalar_const};
 use crate::ops::nn::{GeluExact, Reduce, Reducer};
 
 /// Values per chunk: large enough that the per-chunk bookkeeping is negligible, small enough
@@ -369,10 +368,6 @@ fn match_chain(
     Ok(Some((PlaneNorm::new(epsilon, scale, bias, activation)?, outlet(last))))
 }
 
-pub(crate) fn outlet(node: &TypedNode) -> OutletId {
-    OutletId::new(node.id, 0)
-}
-
 /// The `n` consumers of a single-output node, if it has exactly these and is not a model output.
 fn consumers<'m>(model: &'m TypedModel, node: &TypedNode, n: usize) -> Option<Vec<&'m TypedNode>> {
     if node.outputs.len() != 1
@@ -392,14 +387,6 @@ fn consumers<'m>(model: &'m TypedModel, node: &TypedNode, n: usize) -> Option<Ve
 
 fn sole_consumer<'m>(model: &'m TypedModel, node: &TypedNode) -> Option<&'m TypedNode> {
     consumers(model, node, 1).map(|nodes| nodes[0])
-}
-
-pub(crate) fn is_bin<B: crate::ops::binary::BinMiniOp>(node: &TypedNode) -> bool {
-    node.inputs.len() == 2 && node.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<B>())
-}
-
-pub(crate) fn is_ew<E: crate::ops::element_wise::ElementWiseMiniOp>(node: &TypedNode) -> bool {
-    node.inputs.len() == 1 && node.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<E>())
 }
 
 /// The input of a two-input node that is not `known` (`known` must be exactly one of them).
@@ -424,15 +411,6 @@ fn per_channel_step<'m, B: crate::ops::binary::BinMiniOp>(
     rule_if_some!(k = other_input(next, outlet(last)));
     rule_if_some!(values = per_channel_const(model, k, rank, channels)?);
     Ok(Some((values, next)))
-}
-
-/// A constant holding one f32 value (whatever its rank).
-pub(crate) fn scalar_const(model: &TypedModel, outlet: OutletId) -> TractResult<Option<f32>> {
-    let fact = model.outlet_fact(outlet)?;
-    rule_if!(fact.datum_type == f32::datum_type());
-    rule_if_some!(konst = fact.konst.as_ref());
-    rule_if!(konst.volume() == 1);
-    Ok(Some(konst.cast_to_scalar::<f32>()?))
 }
 
 /// A constant of one f32 value per channel, broadcast over the other axes (`[1, C, 1, …]`, or one

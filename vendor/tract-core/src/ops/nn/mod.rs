@@ -5,6 +5,8 @@ pub mod gelu_approximate;
 pub mod elu;
 pub mod gelu_exact;
 pub mod grid_sample;
+// fuseprint patch: helpers shared by the fused-op detectors (vendor/tract-core/PATCHES.md).
+mod graph_match;
 // fuseprint patch: fused multithreaded InstanceNormalization (vendor/tract-core/PATCHES.md).
 pub mod instance_norm;
 mod reduce;
