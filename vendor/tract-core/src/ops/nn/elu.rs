@@ -31,7 +31,7 @@ impl Eq for FusedElu {}
 
 /// ELU in place, with the arithmetic of tract's expanded chain (same exp kernel, `− 1` then
 /// `× alpha` in f32), so the result is bit-identical to it.
-pub fn elu_f32(xs: &mut [f32], alpha: f32) -> TractResult<()> {
+fn elu_f32(xs: &mut [f32], alpha: f32) -> TractResult<()> {
     let exp = Func::Exp.ew_f32()?;
     let mut scratch = vec![0f32; xs.len().min(CHUNK)];
     for chunk in xs.chunks_mut(CHUNK) {
@@ -48,7 +48,7 @@ pub fn elu_f32(xs: &mut [f32], alpha: f32) -> TractResult<()> {
 }
 
 /// `TRACT_DISABLE_FUSED_ELU=1` keeps tract's expanded chain (for A/B measurements).
-pub fn fused_elu_disabled() -> bool {
+fn fused_elu_disabled() -> bool {
     std::env::var_os("TRACT_DISABLE_FUSED_ELU").is_some_and(|v| v != "0")
 }
 

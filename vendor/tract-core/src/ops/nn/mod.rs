@@ -21,7 +21,7 @@ pub use self::gelu_approximate::GeluApproximate;
 pub use self::gelu_exact::GeluExact;
 pub use self::grid_sample::{GridSample, InterpolationMode, PaddingMode};
 // fuseprint patch: see elu.rs and instance_norm.rs.
-pub use self::elu::{FusedElu, fused_elu_disabled};
+pub use self::elu::FusedElu;
 pub use self::instance_norm::{PlaneNorm, PlaneNormActivation, fused_instance_norm_disabled};
 pub use self::reduce::{Reduce, Reducer, expand_mean_of_squares};
 pub use self::resize::{
