@@ -23,7 +23,8 @@ fn random_tensor(random: &mut Random, shape: &[usize]) -> Tensor {
     tensor(shape, random.values(shape.iter().product(), 0.0, 1.0))
 }
 
-/// The env switches that turn fuseprint's tract-core patches off (for A/B comparisons).
+/// The env switches that turn off the tract-core patches mindgrab goes through (for A/B
+/// comparisons; it has no ELU, so `TRACT_DISABLE_FUSED_ELU` would change nothing).
 const PATCH_SWITCHES: [&str; 2] = [
     "TRACT_DISABLE_DIRECT_CONV3D",
     "TRACT_DISABLE_FUSED_INSTANCE_NORM",
