@@ -265,6 +265,11 @@ enum Refused {
     Foreign,
 }
 
+/// The corners of `ring` other than `end` (with repeats).
+fn around(ring: &[(u32, [u32; 3])], end: u32) -> impl Iterator<Item = u32> + '_ {
+    ring.iter().flat_map(|(_, t)| *t).filter(move |&w| w != end)
+}
+
 /// One block's share of the per-vertex state: vertices `lo..lo + pos.len()`. A block may
 /// collapse an edge only when every vertex around both ends is its own, so the faces it
 /// renames and the vertices it moves are touched by no other block; everything it reads is
@@ -276,11 +281,58 @@ struct Block<'a> {
     /// Survivors and removed vertices of this pass's collapses: their rows of the pass-start
     /// vertex→face table are stale, and edges at a survivor need a new cost.
     locked: &'a mut [bool],
-    /// Scratch neighbour lists and face rings, reused across collapses.
-    nu: Vec<u32>,
-    nv: Vec<u32>,
+    /// Which of this block's vertices the current check has met around its ends (see
+    /// [`Block::link_condition`]), so no neighbour lists are sorted.
+    marks: NeighbourMarks,
+    /// Scratch face rings, reused across collapses.
     ru: Vec<(u32, [u32; 3])>,
     rv: Vec<(u32, [u32; 3])>,
+}
+
+/// Per-vertex marks valid for one check: a mark is `stamp << 2` plus bit 0 (a neighbour of
+/// the edge's first end) and bit 1 (of the second). A new check takes a new stamp instead of
+/// clearing the marks.
+struct NeighbourMarks {
+    mark: Vec<u32>,
+    stamp: u32,
+}
+
+impl NeighbourMarks {
+    const AROUND_U: u32 = 1;
+    const AROUND_V: u32 = 2;
+
+    fn new(len: usize) -> Self {
+        Self {
+            mark: vec![0; len],
+            stamp: 0,
+        }
+    }
+
+    fn next_check(&mut self) {
+        if self.stamp == u32::MAX >> 2 {
+            self.mark.iter_mut().for_each(|m| *m = 0);
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+    }
+
+    /// Marks `i` as met around `end`; true when it was not yet met around that end.
+    fn meet(&mut self, i: usize, end: u32) -> bool {
+        let m = &mut self.mark[i];
+        if *m >> 2 != self.stamp {
+            *m = self.stamp << 2 | end;
+            true
+        } else if *m & end == 0 {
+            *m |= end;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn around_both(&self, i: usize) -> bool {
+        self.mark[i] & (Self::AROUND_U | Self::AROUND_V) == (Self::AROUND_U | Self::AROUND_V)
+    }
 }
 
 impl Block<'_> {
@@ -306,15 +358,6 @@ impl Block<'_> {
                 .map(|&f| (f, load(&faces[f as usize])))
                 .filter(|(_, t)| t[0] != DEAD),
         );
-    }
-
-    fn neighbours_into(ring: &[(u32, [u32; 3])], v: u32, out: &mut Vec<u32>) {
-        out.clear();
-        for (_, t) in ring {
-            out.extend(t.iter().copied().filter(|&w| w != v));
-        }
-        out.sort_unstable();
-        out.dedup();
     }
 
     /// Checks and, if legal, collapses `v` into `u` at their quadric's best point.
@@ -381,50 +424,61 @@ impl Block<'_> {
             return Err(Refused::Illegal); // boundary edge: leave it
         }
         Self::ring_into(faces, inc, v, rv);
-        let mut nu = std::mem::take(&mut self.nu);
-        let mut nv = std::mem::take(&mut self.nv);
-        Self::neighbours_into(ru, u, &mut nu);
-        Self::neighbours_into(rv, v, &mut nv);
-        let verdict = if !nu.iter().chain(&nv).all(|&w| self.owns(w)) {
-            Err(Refused::Foreign)
-        } else {
-            let (p, _) = {
-                let mut q = self.quadric[self.at(u)];
-                add(&mut q, &self.quadric[self.at(v)]);
-                best_point(&q, self.p(u), self.p(v))
-            };
-            if Self::link_condition(&nu, &nv, u, v, shared)
-                && self.no_flip(ru, u, v, p)
-                && self.no_flip(rv, u, v, p)
-            {
-                Ok(p)
-            } else {
-                Err(Refused::Illegal)
-            }
+        if !around(ru, u).chain(around(rv, v)).all(|w| self.owns(w)) {
+            return Err(Refused::Foreign);
+        }
+        let (p, _) = {
+            let mut q = self.quadric[self.at(u)];
+            add(&mut q, &self.quadric[self.at(v)]);
+            best_point(&q, self.p(u), self.p(v))
         };
-        self.nu = nu;
-        self.nv = nv;
-        verdict
+        if self.link_condition(ru, rv, u, v, shared)
+            && self.no_flip(ru, u, v, p)
+            && self.no_flip(rv, u, v, p)
+        {
+            Ok(p)
+        } else {
+            Err(Refused::Illegal)
+        }
     }
 
     /// The ends' common neighbours must be exactly the two opposite corners, else the
-    /// collapse would pinch the surface; and a tetrahedron must not collapse flat.
-    fn link_condition(nu: &[u32], nv: &[u32], u: u32, v: u32, shared: [[u32; 3]; 2]) -> bool {
-        let mut opposite = shared.map(|t| t.into_iter().find(|&w| w != u && w != v).unwrap_or(u));
-        opposite.sort_unstable();
+    /// collapse would pinch the surface; and a tetrahedron must not collapse flat. The caller
+    /// has checked that every vertex around both rings is this block's (the marks are).
+    fn link_condition(
+        &mut self,
+        ru: &[(u32, [u32; 3])],
+        rv: &[(u32, [u32; 3])],
+        u: u32,
+        v: u32,
+        shared: [[u32; 3]; 2],
+    ) -> bool {
+        let opposite = shared.map(|t| t.into_iter().find(|&w| w != u && w != v).unwrap_or(u));
         if opposite[0] == opposite[1] {
             return false;
         }
+        self.marks.next_check();
+        // Distinct neighbours of u (v among them), then of v (u among them).
+        let mut count_u = 0;
+        for w in around(ru, u) {
+            let i = self.at(w);
+            count_u += usize::from(self.marks.meet(i, NeighbourMarks::AROUND_U));
+        }
+        let mut count_v = 0;
         let mut common = 0;
-        for w in nu {
-            if nv.binary_search(w).is_ok() {
-                if common == 2 || opposite[common] != *w {
-                    return false;
+        for w in around(rv, v) {
+            let i = self.at(w);
+            if self.marks.meet(i, NeighbourMarks::AROUND_V) {
+                count_v += 1;
+                if self.marks.around_both(i) {
+                    if !opposite.contains(&w) {
+                        return false;
+                    }
+                    common += 1;
                 }
-                common += 1;
             }
         }
-        common == 2 && nu.len() + nv.len() - common - 2 >= 3
+        common == 2 && count_u + count_v - common - 2 >= 3
     }
 
     /// No face of `ring` (other than the two removed) may turn over or collapse.
@@ -677,13 +731,13 @@ pub fn decimate_timed(
             .enumerate()
             .map(
                 |(b, (((pos, quadric), locked), (list, &quota)))| -> Result<_, MeshingError> {
+                    let len = pos.len();
                     let mut blk = Block {
                         lo: (b * block) as u32,
                         pos,
                         quadric,
+                        marks: NeighbourMarks::new(len),
                         locked,
-                        nu: Vec::new(),
-                        nv: Vec::new(),
                         ru: Vec::new(),
                         rv: Vec::new(),
                     };
@@ -730,8 +784,7 @@ pub fn decimate_timed(
             pos: &mut pos,
             quadric: &mut quadric,
             locked: &mut locked,
-            nu: Vec::new(),
-            nv: Vec::new(),
+            marks: NeighbourMarks::new(n),
             ru: Vec::new(),
             rv: Vec::new(),
         };
@@ -832,6 +885,57 @@ mod tests {
             stages.contains(&"decimate: collapse (blocks)"),
             "{stages:?}"
         );
+    }
+
+    #[test]
+    fn a_tetrahedron_is_not_collapsed_flat() {
+        let mesh = TriMesh::new(
+            vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [0.0, 0.0, 1.0],
+            ],
+            vec![[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]],
+        );
+        let out =
+            decimate(&mesh, DecimateTarget::Faces(2), &JobContext::detached()).expect("decimate");
+        assert_eq!(out.face_count(), 4);
+        assert!(crate::meshing::check(&out).watertight);
+    }
+
+    #[test]
+    fn the_link_condition_refuses_an_edge_whose_ends_share_a_third_neighbour() {
+        // An octahedron: collapsing 0–1 is legal (common neighbours = the two opposite
+        // corners of its faces). Glue a second fan so 0 and 1 also share vertex 6: illegal.
+        let ring = |f: &[[u32; 3]]| -> Vec<(u32, [u32; 3])> {
+            f.iter().enumerate().map(|(i, t)| (i as u32, *t)).collect()
+        };
+        let mut pos = vec![[0.0; 3]; 8];
+        let mut quadric = vec![[0.0; 10]; 8];
+        let mut locked = vec![false; 8];
+        let mut blk = Block {
+            lo: 0,
+            pos: &mut pos,
+            quadric: &mut quadric,
+            locked: &mut locked,
+            marks: NeighbourMarks::new(8),
+            ru: Vec::new(),
+            rv: Vec::new(),
+        };
+        let shared = [[0, 1, 2], [1, 0, 3]];
+        // Around 0: 1, 2, 3, 4; around 1: 0, 2, 3, 5.
+        let ru = ring(&[[0, 1, 2], [1, 0, 3], [0, 2, 4], [0, 4, 3]]);
+        let rv = ring(&[[0, 1, 2], [1, 0, 3], [1, 5, 2], [1, 3, 5]]);
+        assert!(blk.link_condition(&ru, &rv, 0, 1, shared));
+        // 6 around both ends as well: the collapse would pinch the surface at 6.
+        let ru6 = ring(&[[0, 1, 2], [1, 0, 3], [0, 2, 6], [0, 6, 3]]);
+        let rv6 = ring(&[[0, 1, 2], [1, 0, 3], [1, 6, 2], [1, 3, 6]]);
+        assert!(!blk.link_condition(&ru6, &rv6, 0, 1, shared));
+        // The same legal check again after many checks, across a wrap of the stamps.
+        blk.marks.stamp = u32::MAX >> 2;
+        assert!(blk.link_condition(&ru, &rv, 0, 1, shared));
+        assert!(!blk.link_condition(&ru6, &rv6, 0, 1, shared));
     }
 
     #[test]
