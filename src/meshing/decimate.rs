@@ -889,15 +889,7 @@ mod tests {
 
     #[test]
     fn a_tetrahedron_is_not_collapsed_flat() {
-        let mesh = TriMesh::new(
-            vec![
-                [0.0, 0.0, 0.0],
-                [1.0, 0.0, 0.0],
-                [0.0, 1.0, 0.0],
-                [0.0, 0.0, 1.0],
-            ],
-            vec![[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]],
-        );
+        let mesh = crate::volume::mesh::tests::unit_tetra();
         let out =
             decimate(&mesh, DecimateTarget::Faces(2), &JobContext::detached()).expect("decimate");
         assert_eq!(out.face_count(), 4);

@@ -150,10 +150,11 @@ pub(crate) fn norm(a: [f64; 3]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn unit_tetra() -> TriMesh {
+    /// A closed, outward-facing tetrahedron with unit legs along the axes.
+    pub(crate) fn unit_tetra() -> TriMesh {
         TriMesh::new(
             vec![
                 [0.0, 0.0, 0.0],
