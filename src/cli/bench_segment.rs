@@ -2,6 +2,7 @@
 //! the undo memory of 200 brush strokes on a 512³ label map. A benchmark, not a test: figures
 //! depend on the machine and its load.
 
+use super::bench_runs::{summary, time};
 use crate::editing::brush::{paint_stroke, BrushShape, BrushStroke};
 use crate::editing::{EditMask, Gesture, PaintValue, SliceOrientation, UndoHistory};
 use crate::segmentation::components::{keep_largest, threshold_keep_largest};
@@ -72,37 +73,6 @@ pub fn generate_ct(slices: usize) -> Volume<f32> {
             40.0 + n
         }
     })
-}
-
-/// Wall and CPU seconds (all threads) of each run, sorted by wall time, and the last result.
-fn time<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Vec<(f64, f64)>, T) {
-    let mut runs = Vec::new();
-    let mut last = None;
-    for _ in 0..repeat.max(1) {
-        let cpu = crate::io::cpu_seconds();
-        let t = Instant::now();
-        let out = f();
-        let wall = t.elapsed().as_secs_f64();
-        let cpu = match (cpu, crate::io::cpu_seconds()) {
-            (Some(a), Some(b)) => b - a,
-            _ => f64::NAN,
-        };
-        runs.push((wall, cpu));
-        last = Some(out);
-    }
-    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    (runs, last.expect("at least one repetition"))
-}
-
-/// On a busy machine wall time overstates; CPU time over the threads used bounds the idle figure.
-fn summary(runs: &[(f64, f64)]) -> String {
-    let (best, cpu) = runs[0];
-    format!(
-        "best {best:.3} s (CPU {cpu:.2} s over {} threads), median {:.3} s ({} runs)",
-        rayon::current_num_threads(),
-        runs[runs.len() / 2].0,
-        runs.len()
-    )
 }
 
 pub fn run(args: BenchSegmentArgs) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! `fuseprint mesh IN (--iso HU | --labels) [--smooth] [--faces N] -o OUT.{stl,3mf,obj,ply}`
 //! and `fuseprint bench mesh`.
 
+use super::bench_runs;
 use super::progress::run_with_progress;
 use crate::export::profile::{assign_extruders, PrintProfile};
 use crate::export::{self, ExportFormat, ExportOptions, ExportPart, HuStats};
@@ -367,24 +368,16 @@ fn cpu_since(since: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// One timed run of the 9-label pipeline: surfaces, then the STL write.
-struct LabelRun {
-    wall_s: f64,
-    mesh_s: f64,
-    cpu_s: f64,
-    times: meshing::StageTimes,
-    parts: Vec<ExportPart>,
-    report: AccuracyReport,
-}
-
+/// One run of the 9-label pipeline as the benchmark times it: the surfaces, then their STL
+/// write. Returns the surfaces (for the accuracy report, which is not timed), the stage times
+/// and the seconds to the end of meshing.
 fn label_pipeline(
     map: &LabelMap,
     faces: usize,
     out: &std::path::Path,
     ctx: &JobContext,
-) -> anyhow::Result<LabelRun> {
+) -> anyhow::Result<(Vec<meshing::LabelSurface>, meshing::StageTimes, f64)> {
     let t = Instant::now();
-    let cpu = crate::io::cpu_seconds().unwrap_or(0.0);
     let params = MeshingParams {
         smooth: Some(SmoothParams::default()),
         decimate: Some(DecimateTarget::Faces(faces)),
@@ -392,22 +385,18 @@ fn label_pipeline(
         fill_holes: true,
     };
     let times = meshing::StageTimes::default();
-    let surfaces = meshing::label_surfaces_timed(map, None, &params, ctx, &times)?;
+    let mut surfaces = meshing::label_surfaces_timed(map, None, &params, ctx, &times)?;
     let mesh_s = t.elapsed().as_secs_f64();
-    let cpu_mesh = cpu_since(cpu);
-    // The accuracy report between meshing and writing is not part of the pipeline.
-    let report = meshing::accuracy_report(map, &surfaces, DEFAULT_BUDGET_MM);
+    // The writer gets the meshes on loan and hands them back.
     let parts: Vec<ExportPart> = surfaces
-        .into_iter()
+        .iter_mut()
         .map(|s| ExportPart {
             profile: PrintProfile::clinical_default(&s.name, s.color),
-            name: s.name,
+            name: s.name.clone(),
             label: Some(s.label),
-            mesh: s.mesh,
+            mesh: std::mem::take(&mut s.mesh),
         })
         .collect();
-    let t_write = Instant::now();
-    let cpu_write = crate::io::cpu_seconds().unwrap_or(0.0);
     times.time("STL write", || {
         export::export(
             &parts,
@@ -416,14 +405,10 @@ fn label_pipeline(
             &ExportOptions::default(),
         )
     })?;
-    Ok(LabelRun {
-        wall_s: mesh_s + t_write.elapsed().as_secs_f64(),
-        mesh_s,
-        cpu_s: cpu_mesh + cpu_since(cpu_write),
-        times,
-        parts,
-        report,
-    })
+    for (s, p) in surfaces.iter_mut().zip(parts) {
+        s.mesh = p.mesh;
+    }
+    Ok((surfaces, times, mesh_s))
 }
 
 pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
@@ -532,56 +517,44 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     // The 9-label model has well over 500k faces before decimation, so this run exercises
     // decimation to the budget (the 200 HU isosurface alone may be under it). On a shared
     // machine one run can be 20 % off, so `--repeat` runs it again and reports them all.
-    let mut walls = Vec::new();
-    let mut last = None;
-    for run in 0..args.repeat.max(1) {
-        let r = label_pipeline(
+    let mut run = 0;
+    let (runs, last) = bench_runs::time(args.repeat, || {
+        run += 1;
+        label_pipeline(
             &map,
             args.faces,
             &dir.path().join(format!("labels{run}.stl")),
             &ctx,
-        )?;
-        walls.push(r.wall_s);
-        last = Some(r);
-    }
-    let LabelRun {
-        wall_s: dt,
-        mesh_s: t_mesh,
-        cpu_s,
-        times: label_times,
-        parts: label_parts,
-        report: label_report,
-    } = last.context("no run")?;
+        )
+    });
+    // The figures below are the last run's; with `--repeat`, every run's wall time follows.
+    let (surfaces, label_times, t_mesh) = last?;
+    let (dt, cpu_s) = runs[runs.len() - 1];
     println!("  (CPU {cpu_s:.3} s)");
     print_stages(&label_times);
-    if walls.len() > 1 {
-        let mut sorted = walls.clone();
-        sorted.sort_by(f64::total_cmp);
+    if runs.len() > 1 {
         println!(
-            "9 labels, {} runs: {} s; best {:.3} s, median {:.3} s",
-            walls.len(),
-            walls
-                .iter()
-                .map(|w| format!("{w:.3}"))
+            "9 labels, {} runs: {} s; {}",
+            runs.len(),
+            runs.iter()
+                .map(|r| format!("{:.3}", r.0))
                 .collect::<Vec<_>>()
                 .join(", "),
-            sorted[0],
-            sorted[sorted.len() / 2]
+            bench_runs::summary(&runs)
         );
     }
-    let checks: Vec<_> = label_parts
-        .iter()
-        .map(|p| meshing::check(&p.mesh))
-        .collect();
+    let checks: Vec<_> = surfaces.iter().map(|p| meshing::check(&p.mesh)).collect();
     println!(
         "9 labels: surface nets + constrained Taubin smooth + QEM decimate {} → {} + STL write: {dt:.3} s (mesh {t_mesh:.3} s), {} faces, {}/{} parts watertight and manifold (VTK 3.3 s, target ≤ 1.65 s)",
         labelled_faces,
         args.faces,
-        label_parts.iter().map(|p| p.mesh.face_count()).sum::<usize>(),
+        surfaces.iter().map(|p| p.mesh.face_count()).sum::<usize>(),
         checks.iter().filter(|c| c.watertight && c.manifold).count(),
         checks.len()
     );
-    drop(label_parts);
+    // The accuracy report is not part of the timed pipeline.
+    let label_report = meshing::accuracy_report(&map, &surfaces, DEFAULT_BUDGET_MM);
+    drop(surfaces);
     print_label_quality(&label_report);
 
     let t = Instant::now();

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_inference;
 pub mod bench_render;
+mod bench_runs;
 pub mod bench_segment;
 pub mod convert;
 pub mod info;
