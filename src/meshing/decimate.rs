@@ -444,7 +444,8 @@ impl Block<'_> {
 
     /// The ends' common neighbours must be exactly the two opposite corners, else the
     /// collapse would pinch the surface; and a tetrahedron must not collapse flat. The caller
-    /// has checked that every vertex around both rings is this block's (the marks are).
+    /// has checked that every vertex around both rings is this block's (the marks are per
+    /// block).
     fn link_condition(
         &mut self,
         ru: &[(u32, [u32; 3])],
@@ -889,7 +890,7 @@ mod tests {
 
     #[test]
     fn a_tetrahedron_is_not_collapsed_flat() {
-        let mesh = crate::volume::mesh::tests::unit_tetra();
+        let mesh = crate::volume::mesh::phantoms::unit_tetra();
         let out =
             decimate(&mesh, DecimateTarget::Faces(2), &JobContext::detached()).expect("decimate");
         assert_eq!(out.face_count(), 4);
@@ -898,8 +899,9 @@ mod tests {
 
     #[test]
     fn the_link_condition_refuses_an_edge_whose_ends_share_a_third_neighbour() {
-        // An octahedron: collapsing 0–1 is legal (common neighbours = the two opposite
-        // corners of its faces). Glue a second fan so 0 and 1 also share vertex 6: illegal.
+        // Around edge 0–1 of an octahedron: collapsing it is legal (the ends' common
+        // neighbours are the two opposite corners of its faces). With 6 in place of 4 and 5,
+        // both ends also share 6: illegal.
         let ring = |f: &[[u32; 3]]| -> Vec<(u32, [u32; 3])> {
             f.iter().enumerate().map(|(i, t)| (i as u32, *t)).collect()
         };

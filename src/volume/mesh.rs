@@ -150,11 +150,12 @@ pub(crate) fn norm(a: [f64; 3]) -> f64 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+pub(crate) mod phantoms {
+    //! Meshes with known answers, shared by the unit tests.
+    use super::TriMesh;
 
     /// A closed, outward-facing tetrahedron with unit legs along the axes.
-    pub(crate) fn unit_tetra() -> TriMesh {
+    pub fn unit_tetra() -> TriMesh {
         TriMesh::new(
             vec![
                 [0.0, 0.0, 0.0],
@@ -165,6 +166,11 @@ pub(crate) mod tests {
             vec![[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]],
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phantoms::unit_tetra;
 
     #[test]
     fn tetra_volume_and_area() {
