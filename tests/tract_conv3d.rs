@@ -30,6 +30,14 @@ const PATCH_SWITCHES: [&str; 2] = [
     "TRACT_DISABLE_FUSED_INSTANCE_NORM",
 ];
 
+/// Caps the direct convolution's kernel (vendor/tract-core/src/ops/cnn/conv/direct3d.rs): `portable`
+/// or `avx2`; unset, the best the CPU has.
+const ISA_SWITCH: &str = "TRACT_DIRECT_CONV3D_ISA";
+/// The kernels every check runs (on a CPU without AVX2 all three are the portable loop).
+const KERNELS: [Option<&str>; 3] = [Some("portable"), Some("avx2"), None];
+/// Serialises the checks that flip [`ISA_SWITCH`].
+static KERNEL_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Case {
     cin: usize,
     cout: usize,
@@ -169,22 +177,46 @@ fn check(case: Case, seed: u64) {
     let kernel = random_tensor(&mut random, &kernel_shape);
     let bias = random_tensor(&mut random, &[case.cout]);
     let (expected, out_size) = reference(&case, &values(&input), &values(&kernel), &values(&bias));
-    for symbolic in [false, true] {
-        let got =
-            run_tract(&case, symbolic, &input, &kernel, &bias).expect("tract runs the convolution");
-        let mut expected_shape = vec![1, case.cout];
-        expected_shape.extend(out_size);
-        assert_eq!(got.shape(), &expected_shape[..], "symbolic: {symbolic}");
-        let got = values(&got);
-        let worst = got
-            .iter()
-            .zip(&expected)
-            .map(|(g, e)| (g - e).abs())
-            .fold(0f32, f32::max);
-        // Sums of up to 15·27 products of values in -1..1: float rounding stays well below 1e-4.
+    // Every kernel this CPU has: the switch is read when the op evaluates, so the checks that
+    // flip it take turns.
+    let _turn = KERNEL_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let mut by_kernel: Vec<(&str, Vec<f32>)> = Vec::new();
+    for kernel_switch in KERNELS {
+        match kernel_switch {
+            Some(isa) => std::env::set_var(ISA_SWITCH, isa),
+            None => std::env::remove_var(ISA_SWITCH),
+        }
+        let name = kernel_switch.unwrap_or("best");
+        for symbolic in [false, true] {
+            let got = run_tract(&case, symbolic, &input, &kernel, &bias)
+                .expect("tract runs the convolution");
+            let mut expected_shape = vec![1, case.cout];
+            expected_shape.extend(out_size);
+            assert_eq!(got.shape(), &expected_shape[..], "symbolic: {symbolic}");
+            let got = values(&got);
+            let worst = got
+                .iter()
+                .zip(&expected)
+                .map(|(g, e)| (g - e).abs())
+                .fold(0f32, f32::max);
+            // Sums of up to 20·27 products of values in -1..1: float rounding stays well below
+            // 1e-4.
+            assert!(
+                worst < 1e-4,
+                "max |tract - reference| = {worst} (symbolic: {symbolic}, kernel: {name})"
+            );
+            by_kernel.push((name, got));
+        }
+    }
+    std::env::remove_var(ISA_SWITCH);
+    // The AVX2 kernel and the best one (AVX-512VL where the CPU has it, with other register
+    // blocks) do the same multiply-adds in the same order: the same bits.
+    let avx2 = by_kernel.iter().filter(|(name, _)| *name == "avx2");
+    let best = by_kernel.iter().filter(|(name, _)| *name == "best");
+    for ((_, a), (_, b)) in avx2.zip(best) {
         assert!(
-            worst < 1e-4,
-            "max |tract - reference| = {worst} (symbolic: {symbolic})"
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "the AVX2 kernel and the best kernel differ"
         );
     }
 }
@@ -200,11 +232,12 @@ fn meshnet_layer_15_to_15_every_dilation() {
 
 #[test]
 fn first_and_last_layers_and_wide_outputs() {
-    // 1 → 15 (the first layer), 15 → 3 (a 1×1×1 head), 5 → 20 (two register blocks, the second
-    // one of 8 lanes).
+    // 1 → 15 (the first layer), 15 → 3 (a 1×1×1 head), 5 → 20 (one 24-channel register block
+    // with AVX-512, a 16-channel and an 8-channel block with AVX2), 3 → 40 (16 + 24 or 16 + 16 + 8).
     check(Case::same(1, 15, [7, 8, 13], 3, 1), 11);
     check(Case::same(15, 3, [5, 6, 14], 1, 1), 12);
     check(Case::same(5, 20, [6, 7, 17], 3, 2), 13);
+    check(Case::same(3, 40, [4, 5, 29], 3, 1), 14);
 }
 
 #[test]

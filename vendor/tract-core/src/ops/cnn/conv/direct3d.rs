@@ -9,9 +9,10 @@
 //!    carries the zero padding (padding along D and H is handled by skipping the taps that fall
 //!    outside, which contribute zero);
 //! 2. the weights are packed per tap as `[tap][Cin][Cout rounded up to 8]`;
-//! 3. each output row (z, y) is computed in register blocks of 16 (or 8) output channels × a
-//!    few voxels along W: one input value is broadcast and multiplied into the tap's weight
-//!    vectors (AVX2 + FMA on x86_64 when the CPU has them, a portable loop elsewhere);
+//! 3. each output row (z, y) is computed in register blocks of 16 (or 8, or with AVX-512 24)
+//!    output channels × a few voxels along W: one input value is broadcast and multiplied into
+//!    the tap's weight vectors (256-bit AVX2 + FMA on x86_64 when the CPU has them, the same
+//!    code compiled for AVX-512VL's 32 registers when it has those, a portable loop elsewhere);
 //! 4. the block is written back channels-first.
 //!
 //! Output depth slices are split across tract's executor (`par_chunks_mut`). Shapes are read at
@@ -173,11 +174,15 @@ impl DirectConv3d {
         );
         let (n, geo) = self.geometry(img.shape())?;
         let oshape = self.pool_spec.output_shape(img.shape())?;
-        let mut output = Tensor::zero::<f32>(&oshape.shape)?;
         let out_points: usize = geo.output.iter().product();
         if out_points == 0 || geo.cout == 0 {
-            return Ok(output);
+            return Tensor::zero::<f32>(&oshape.shape);
         }
+        // Not zeroed: `compute` writes every output value (every channel of every row of every
+        // depth slice), and the pages are first touched there, on all threads, instead of by a
+        // single-threaded fill of the whole tensor (hundreds of MB a layer on a 256³ MeshNet).
+        // SAFETY: f32 has no invalid bit patterns, and every value is written before it is read.
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&oshape.shape)? };
         let taps = geo.taps();
         let kernel_view = kernel.try_as_plain_ram()?;
         let kernel = kernel_view.as_slice::<f32>()?;
@@ -209,7 +214,7 @@ impl DirectConv3d {
         let out_volume = geo.cout * out_points;
         let mut output_view = output.try_as_plain_ram_mut()?;
         let out = output_view.as_slice_mut::<f32>()?;
-        let avx2 = has_avx2_fma();
+        let isa = Isa::detect();
         for batch in 0..n {
             let channels_last = to_channels_last(&geo, &input[batch * in_volume..][..in_volume])?;
             compute(
@@ -218,7 +223,7 @@ impl DirectConv3d {
                 &weights,
                 &bias_padded,
                 &mut out[batch * out_volume..][..out_volume],
-                avx2,
+                isa,
             )?;
         }
         Ok(output)
@@ -287,7 +292,7 @@ fn compute(
     weights: &[f32],
     bias: &[f32],
     out: &mut [f32],
-    avx2: bool,
+    isa: Isa,
 ) -> TractResult<()> {
     let [od, oh, ow] = geo.output;
     let flops = 2 * od * oh * ow * geo.cin * geo.cout * geo.taps();
@@ -298,18 +303,13 @@ fn compute(
     let out_len = out.len();
     tract_linalg::multithread::par_chunks_mut(&mut zs, 1, flops, |_, chunk| {
         let mut tap_rows: Vec<TapRow> = Vec::with_capacity(geo.taps());
-        let block = 2 * LANES;
-        let mut row_buffer = vec![0f32; ow * block];
+        let mut row_buffer = vec![0f32; ow * MAX_BLOCK_LANES];
         for &z in chunk.iter() {
             for y in 0..oh {
                 collect_tap_rows(geo, z, y, &mut tap_rows);
                 let mut c0 = 0;
                 while c0 < geo.cout {
-                    let width = if geo.cout_padded - c0 >= 2 * LANES {
-                        2 * LANES
-                    } else {
-                        LANES
-                    };
+                    let width = block_width(geo.cout_padded - c0, isa);
                     row_block(
                         geo,
                         channels_last,
@@ -319,7 +319,7 @@ fn compute(
                         c0,
                         width,
                         &mut row_buffer,
-                        avx2,
+                        isa,
                     );
                     for co in c0..geo.cout.min(c0 + width) {
                         let offset = ((co * od + z) * oh + y) * ow;
@@ -339,6 +339,21 @@ fn compute(
         }
         Ok(())
     })
+}
+
+/// The widest block of output channels is 3 vectors of 8.
+const MAX_BLOCK_LANES: usize = 3 * LANES;
+
+/// How many of the `remaining` (padded) output channels the next register block computes: 16,
+/// else 8; with AVX-512's 32 registers, all 24 when exactly 24 remain (MeshNets with 20 or 24
+/// channels: one pass instead of a 16-channel pass and an 8-channel pass that reloads every
+/// input value for a third of the work). AVX2's 16 registers cannot hold a 24-channel block.
+fn block_width(remaining: usize, isa: Isa) -> usize {
+    match remaining {
+        24 if isa == Isa::Avx512 => 3 * LANES,
+        r if r >= 2 * LANES => 2 * LANES,
+        _ => LANES,
+    }
 }
 
 /// The taps that read inside the input for output row (z, y); the others read zero padding.
@@ -382,7 +397,7 @@ fn row_block(
     c0: usize,
     width: usize,
     row: &mut [f32],
-    avx2: bool,
+    isa: Isa,
 ) {
     let ow = geo.output[2];
     let cin = geo.cin;
@@ -391,71 +406,36 @@ fn row_block(
     // ow - 1 + (kw - 1) * dilation < padded_w, and weights up to c0 + width <= cout_padded.
     debug_assert!(ow - 1 + (geo.kernel[2] - 1) * geo.dilation[2] < geo.padded_w);
     debug_assert!(c0 + width <= cp);
+    debug_assert!(row.len() >= ow * width);
     let bias = &bias[c0..c0 + width];
     #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the CPU has AVX2 and FMA (checked by the caller) and the reads are in bounds
-        // (see above).
+    if isa != Isa::Portable {
+        let args = x86::RowArgs {
+            src: channels_last.as_ptr(),
+            taps,
+            cin,
+            cp,
+            // SAFETY: c0 < cout_padded, inside the packed weights.
+            weights: unsafe { weights.as_ptr().add(c0) },
+            bias: bias.as_ptr(),
+            out: row.as_mut_ptr(),
+            ow,
+        };
+        // SAFETY: the CPU has the instruction sets `isa` names (`Isa::detect`), and the reads
+        // and writes are in bounds (see above).
         unsafe {
-            let src = channels_last.as_ptr();
-            let w = weights.as_ptr().add(c0);
-            let b = bias.as_ptr();
-            let mut x = 0;
-            if width == 2 * LANES {
-                while x + 6 <= ow {
-                    x86::block::<2, 6>(
-                        src.add(x * cin),
-                        taps,
-                        cin,
-                        cp,
-                        w,
-                        b,
-                        row.as_mut_ptr().add(x * width),
-                    );
-                    x += 6;
-                }
-                while x < ow {
-                    x86::block::<2, 1>(
-                        src.add(x * cin),
-                        taps,
-                        cin,
-                        cp,
-                        w,
-                        b,
-                        row.as_mut_ptr().add(x * width),
-                    );
-                    x += 1;
-                }
-            } else {
-                while x + 12 <= ow {
-                    x86::block::<1, 12>(
-                        src.add(x * cin),
-                        taps,
-                        cin,
-                        cp,
-                        w,
-                        b,
-                        row.as_mut_ptr().add(x * width),
-                    );
-                    x += 12;
-                }
-                while x < ow {
-                    x86::block::<1, 1>(
-                        src.add(x * cin),
-                        taps,
-                        cin,
-                        cp,
-                        w,
-                        b,
-                        row.as_mut_ptr().add(x * width),
-                    );
-                    x += 1;
-                }
+            match (isa, width) {
+                (Isa::Avx512, 24) => x86::avx512::row::<3, 8>(&args),
+                (Isa::Avx512, 16) => x86::avx512::row::<2, 12>(&args),
+                (Isa::Avx512, _) => x86::avx512::row::<1, 24>(&args),
+                (_, 16) => x86::avx2::row::<2, 6>(&args),
+                (_, _) => x86::avx2::row::<1, 12>(&args),
             }
-            return;
         }
+        return;
     }
-    let _ = avx2;
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
     for x in 0..ow {
         let acc = &mut row[x * width..][..width];
         acc.copy_from_slice(bias);
@@ -471,67 +451,143 @@ fn row_block(
     }
 }
 
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+/// Which kernel computes the register blocks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum Isa {
+    /// Plain Rust (separate multiplies and adds).
+    Portable,
+    /// AVX2 + FMA: 16 vector registers, so blocks of 16 channels × 6 voxels or 8 × 12.
+    Avx2,
+    /// The same 256-bit code compiled for AVX-512VL: 32 vector registers and broadcasts folded
+    /// into the multiply-adds, so larger blocks (24 channels × 8 voxels, 16 × 12, 8 × 24) and
+    /// fewer loads per multiply-add. The same multiply-adds in the same order as `Avx2`, so the
+    /// same results. (512-bit registers were tried, 16 channels × 24 voxels: slower than this
+    /// on the Xeon it was measured on.)
+    Avx512,
+}
+
+impl Isa {
+    /// The best the CPU has, unless `TRACT_DIRECT_CONV3D_ISA` (`portable` or `avx2`) asks for
+    /// less (A/B measurements, and tests of every kernel on one machine). Read at each
+    /// evaluation.
+    fn detect() -> Isa {
+        let cap = std::env::var("TRACT_DIRECT_CONV3D_ISA").ok();
+        if cap.as_deref() == Some("portable") {
+            return Isa::Portable;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected;
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                let avx512 = is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512vl")
+                    && cap.as_deref() != Some("avx2");
+                return if avx512 { Isa::Avx512 } else { Isa::Avx2 };
+            }
+        }
+        Isa::Portable
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::TapRow;
-    use std::arch::x86_64::*;
 
-    /// `NV` consecutive output voxels × `NB` vectors of 8 output channels, accumulated in
-    /// registers over every tap and input channel, stored as `[NV][NB × 8]` at `out`.
-    ///
-    /// # Safety
-    /// AVX2 and FMA are available; `src + tap.src + v * cin + ci` for v < NV, ci < cin and
-    /// `w + tap.weights + ci * cp + 8 * NB` are readable; `bias` has 8 × NB values and `out`
-    /// room for NV × NB × 8.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn block<const NB: usize, const NV: usize>(
-        src: *const f32,
-        taps: &[TapRow],
-        cin: usize,
-        cp: usize,
-        w: *const f32,
-        bias: *const f32,
-        out: *mut f32,
-    ) {
-        unsafe {
-            let mut bias_v = [_mm256_setzero_ps(); NB];
-            for (b, v) in bias_v.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(bias.add(8 * b));
-            }
-            let mut acc = [bias_v; NV];
-            for tap in taps {
-                let s = src.add(tap.src);
-                let wt = w.add(tap.weights);
-                for ci in 0..cin {
-                    let mut wv = [_mm256_setzero_ps(); NB];
-                    for (b, v) in wv.iter_mut().enumerate() {
-                        *v = _mm256_loadu_ps(wt.add(ci * cp + 8 * b));
+    /// One output row's inputs and output for a block of output channels.
+    pub struct RowArgs<'a> {
+        /// The channels-last input buffer.
+        pub src: *const f32,
+        pub taps: &'a [TapRow],
+        pub cin: usize,
+        /// Padded output channels: the stride of the packed weights' rows.
+        pub cp: usize,
+        /// The packed weights, already offset to the block's first output channel.
+        pub weights: *const f32,
+        /// The block's `8 × NB` biases.
+        pub bias: *const f32,
+        /// `[ow][8 × NB]`.
+        pub out: *mut f32,
+        pub ow: usize,
+    }
+
+    /// The row and block functions for one instruction set: the same source compiled twice
+    /// (`target_feature` applies to a function's own body, so a generic inner block inherits
+    /// it through inlining only when compiled for the same features).
+    macro_rules! kernels {
+        ($isa:ident, $features:literal) => {
+            pub mod $isa {
+                use super::RowArgs;
+                use std::arch::x86_64::*;
+
+                /// `NV` voxels at a time along the row, then one at a time.
+                ///
+                /// # Safety
+                /// The CPU has `
+                #[doc = $features]
+                /// `; for every tap, `src + tap.src + x * cin + ci` is readable for x < ow and
+                /// ci < cin, as are `weights + tap.weights + ci * cp + 8 · NB` and `8 · NB`
+                /// biases; `out` has room for `ow × 8 · NB`.
+                #[target_feature(enable = $features)]
+                pub unsafe fn row<const NB: usize, const NV: usize>(args: &RowArgs) {
+                    unsafe {
+                        let width = 8 * NB;
+                        let mut x = 0;
+                        while x + NV <= args.ow {
+                            block::<NB, NV>(args, x, args.out.add(x * width));
+                            x += NV;
+                        }
+                        while x < args.ow {
+                            block::<NB, 1>(args, x, args.out.add(x * width));
+                            x += 1;
+                        }
                     }
-                    for (v, a) in acc.iter_mut().enumerate() {
-                        let x = _mm256_broadcast_ss(&*s.add(v * cin + ci));
-                        for b in 0..NB {
-                            a[b] = _mm256_fmadd_ps(x, wv[b], a[b]);
+                }
+
+                /// Voxels `x..x + NV` × `NB` vectors of 8 output channels, accumulated in
+                /// registers over every tap and input channel, stored as `[NV][8 · NB]`.
+                #[target_feature(enable = $features)]
+                #[inline]
+                unsafe fn block<const NB: usize, const NV: usize>(
+                    args: &RowArgs,
+                    x: usize,
+                    out: *mut f32,
+                ) {
+                    unsafe {
+                        let (cin, cp) = (args.cin, args.cp);
+                        let src = args.src.add(x * cin);
+                        let mut bias_v = [_mm256_setzero_ps(); NB];
+                        for (b, v) in bias_v.iter_mut().enumerate() {
+                            *v = _mm256_loadu_ps(args.bias.add(8 * b));
+                        }
+                        let mut acc = [bias_v; NV];
+                        for tap in args.taps {
+                            let s = src.add(tap.src);
+                            let wt = args.weights.add(tap.weights);
+                            for ci in 0..cin {
+                                let mut wv = [_mm256_setzero_ps(); NB];
+                                for (b, v) in wv.iter_mut().enumerate() {
+                                    *v = _mm256_loadu_ps(wt.add(ci * cp + 8 * b));
+                                }
+                                for (v, a) in acc.iter_mut().enumerate() {
+                                    let x = _mm256_broadcast_ss(&*s.add(v * cin + ci));
+                                    for b in 0..NB {
+                                        a[b] = _mm256_fmadd_ps(x, wv[b], a[b]);
+                                    }
+                                }
+                            }
+                        }
+                        for (v, a) in acc.iter().enumerate() {
+                            for (b, a) in a.iter().enumerate() {
+                                _mm256_storeu_ps(out.add(v * 8 * NB + 8 * b), *a);
+                            }
                         }
                     }
                 }
             }
-            for (v, a) in acc.iter().enumerate() {
-                for (b, a) in a.iter().enumerate() {
-                    _mm256_storeu_ps(out.add(v * 8 * NB + 8 * b), *a);
-                }
-            }
-        }
+        };
     }
+
+    kernels!(avx2, "avx2,fma");
+    kernels!(avx512, "avx2,fma,avx512f,avx512vl");
 }
