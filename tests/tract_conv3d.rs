@@ -16,7 +16,7 @@ mod xorshift;
 use xorshift::Random;
 #[path = "support/tract_values.rs"]
 mod tract_values;
-use tract_values::{plan_with_switches_off, tensor, values};
+use tract_values::{tensor, values, with_switches_off};
 
 /// A tensor of `shape` filled from `random` (values in -1..1).
 fn random_tensor(random: &mut Random, shape: &[usize]) -> Tensor {
@@ -35,7 +35,8 @@ const PATCH_SWITCHES: [&str; 2] = [
 const ISA_SWITCH: &str = "TRACT_DIRECT_CONV3D_ISA";
 /// The kernels every check runs (on a CPU without AVX2 all three are the portable loop).
 const KERNELS: [Option<&str>; 3] = [Some("portable"), Some("avx2"), None];
-/// Serialises the checks that flip [`ISA_SWITCH`].
+/// Serialises the checks that flip [`ISA_SWITCH`]. Its own lock, not `with_switches_off`'s: that
+/// one only sets switches to 1, and `run_tract` takes it inside, for the planning switches.
 static KERNEL_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Case {
@@ -155,7 +156,7 @@ fn run_tract(
     let conv = Conv::new(pool_spec, KernelFormat::OIHW, 1, None);
     let y = model.wire_node("conv", conv, &[x, k, b])?;
     model.select_output_outlets(&y)?;
-    let model = plan_with_switches_off(&PATCH_SWITCHES, false, || model.into_optimized())?;
+    let model = with_switches_off(&PATCH_SWITCHES, false, || model.into_optimized())?;
     // A 1×1×1 kernel is a matrix product, which tract's declutter turns into an EinSum first.
     let pointwise = case.kernel.iter().all(|k| *k == 1);
     ensure!(
@@ -308,7 +309,7 @@ fn mindgrab_patched_tract_matches_stock_tract() {
     // Returns the logits, the number of DirectConv3d and of PlaneNorm nodes in the plan.
     let run = |patched: bool| -> (Tensor, usize, usize) {
         use tract_onnx::prelude::*;
-        let model = plan_with_switches_off(&PATCH_SWITCHES, !patched, || {
+        let model = with_switches_off(&PATCH_SWITCHES, !patched, || {
             tract_onnx::onnx()
                 .model_for_path(dir.join("mindgrab.onnx"))
                 .and_then(|m| m.into_optimized())

@@ -14,7 +14,7 @@ mod xorshift;
 use xorshift::Random;
 #[path = "support/tract_values.rs"]
 mod tract_values;
-use tract_values::{plan_with_switches_off, tensor, values};
+use tract_values::{tensor, values, with_switches_off};
 #[path = "support/onnx_proto.rs"]
 mod onnx_proto;
 use onnx_proto::{constant, node, value_info, Dim};
@@ -98,7 +98,7 @@ fn run_planned(
     fused: bool,
     input: &Tensor,
 ) -> (Vec<Tensor>, usize) {
-    let model = plan_with_switches_off(&[SWITCH], !fused, plan).expect("the model plans on tract");
+    let model = with_switches_off(&[SWITCH], !fused, plan).expect("the model plans on tract");
     let elus = model
         .nodes()
         .iter()

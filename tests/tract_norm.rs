@@ -12,7 +12,7 @@ mod xorshift;
 use xorshift::Random;
 #[path = "support/tract_values.rs"]
 mod tract_values;
-use tract_values::{plan_with_switches_off, tensor, values};
+use tract_values::{tensor, values, with_switches_off};
 #[path = "support/onnx_proto.rs"]
 mod onnx_proto;
 
@@ -239,12 +239,11 @@ mod onnx {
             input: &Tensor,
         ) -> (Vec<Tensor>, Vec<Option<PlaneNormActivation>>) {
             use tract_onnx::prelude::*;
-            let model =
-                plan_with_switches_off(&["TRACT_DISABLE_FUSED_INSTANCE_NORM"], !fused, || {
-                    tract_onnx::onnx()
-                        .model_for_proto_model(&self.proto())
-                        .and_then(|m| m.into_optimized())
-                });
+            let model = with_switches_off(&["TRACT_DISABLE_FUSED_INSTANCE_NORM"], !fused, || {
+                tract_onnx::onnx()
+                    .model_for_proto_model(&self.proto())
+                    .and_then(|m| m.into_optimized())
+            });
             let model = model.expect("the graph plans on tract");
             let norms = model
                 .nodes()

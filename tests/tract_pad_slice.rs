@@ -12,7 +12,7 @@ mod xorshift;
 use xorshift::Random;
 #[path = "support/tract_values.rs"]
 mod tract_values;
-use tract_values::{tensor, values};
+use tract_values::{tensor, values, with_switches_off};
 
 /// Keeps constant padding on tract's generic path (read when the op evaluates).
 const GENERIC_SWITCH: &str = "TRACT_DISABLE_FAST_PAD";
@@ -97,10 +97,12 @@ fn constant_padding_matches_the_generic_path_and_a_naive_loop() {
         let value = if i % 2 == 0 { 0.0 } else { -1e9 };
         let expected = naive(&data, shape, pads, value);
         for threads in [1, 2] {
-            std::env::set_var(GENERIC_SWITCH, "1");
-            let generic = run(&input, pads, tensor(&[], vec![value]), threads);
-            std::env::remove_var(GENERIC_SWITCH);
-            let fast = run(&input, pads, tensor(&[], vec![value]), threads);
+            let run_with_generic = |generic: bool| {
+                with_switches_off(&[GENERIC_SWITCH], generic, || {
+                    run(&input, pads, tensor(&[], vec![value]), threads)
+                })
+            };
+            let (generic, fast) = (run_with_generic(true), run_with_generic(false));
             assert_eq!(fast.shape(), generic.shape(), "case {i}, {threads} threads");
             assert_eq!(values(&generic), expected, "generic, case {i}");
             assert_eq!(
@@ -148,10 +150,12 @@ fn slicing_matches_tract_own_copy_and_ndarray() {
                     .into();
                 for threads in [1, 2] {
                     let op = || Slice::new(axis, start, end);
-                    std::env::set_var(GENERIC_SLICE_SWITCH, "1");
-                    let generic = run_op(&input, op(), threads);
-                    std::env::remove_var(GENERIC_SLICE_SWITCH);
-                    let fast = run_op(&input, op(), threads);
+                    let run_with_generic = |generic: bool| {
+                        with_switches_off(&[GENERIC_SLICE_SWITCH], generic, || {
+                            run_op(&input, op(), threads)
+                        })
+                    };
+                    let (generic, fast) = (run_with_generic(true), run_with_generic(false));
                     let what = format!("shape {i}, axis {axis}, {start}..{end}, {threads} threads");
                     assert_eq!(generic, expected, "generic, {what}");
                     assert_eq!(fast, expected, "byte copy, {what}");

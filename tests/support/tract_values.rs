@@ -1,5 +1,5 @@
-//! Building and reading tract tensors, and planning with fuseprint's tract-core patches switched
-//! off, in the tract-core patch tests.
+//! Building and reading tract tensors, and planning or running with fuseprint's tract-core patches
+//! switched off, in the tract-core patch tests.
 
 use tract_core::internal::*;
 
@@ -20,15 +20,15 @@ pub fn values(tensor: &Tensor) -> Vec<f32> {
         .collect()
 }
 
-/// The patches' env switches are read when a model is optimised: every planning in a test binary
-/// goes through [`plan_with_switches_off`], which holds this lock, so a switch flipped for one
-/// model never affects another test's.
-static PLANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The patches' env switches are read when a model is optimised (most) or when it evaluates (the
+/// Pad and Slice copies): every switch flip in a test binary goes through [`with_switches_off`],
+/// which holds this lock, so a switch flipped for one model never affects another test's.
+static SWITCHES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `plan` (which optimises a model) with the env switches in `off` set to 1, and every other
-/// switch of `switches` unset; all are unset again afterwards.
-pub fn plan_with_switches_off<T>(switches: &[&str], off: bool, plan: impl FnOnce() -> T) -> T {
-    let _guard = PLANNING.lock().unwrap_or_else(|e| e.into_inner());
+/// Runs `work` (planning a model, or running one) with the env switches in `off` set to 1, and
+/// every other switch of `switches` unset; all are unset again afterwards.
+pub fn with_switches_off<T>(switches: &[&str], off: bool, work: impl FnOnce() -> T) -> T {
+    let _guard = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
     for switch in switches {
         if off {
             std::env::set_var(switch, "1");
@@ -36,9 +36,9 @@ pub fn plan_with_switches_off<T>(switches: &[&str], off: bool, plan: impl FnOnce
             std::env::remove_var(switch);
         }
     }
-    let planned = plan();
+    let result = work();
     for switch in switches {
         std::env::remove_var(switch);
     }
-    planned
+    result
 }

@@ -30,6 +30,7 @@ pub mod lstm_cell;
 pub mod math;
 pub mod matmul;
 pub mod nn;
+pub(crate) mod patch_switch;
 pub mod quant;
 pub mod scan;
 pub mod source;

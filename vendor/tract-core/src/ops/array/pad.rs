@@ -28,12 +28,13 @@ impl Pad {
         T: Copy + Datum,
     {
         use tract_ndarray::*;
+        // `TRACT_DISABLE_FAST_PAD=1` keeps the generic path (A/B comparisons, and the tests that
+        // compare both).
+        let fast = !crate::ops::patch_switch::is_on("TRACT_DISABLE_FAST_PAD");
         if let PadMode::Constant(value) = &self.mode {
-            if input_tensor.rank() > 0 && !fast_pad_disabled() {
+            if fast && input_tensor.rank() > 0 {
                 let value = value.cast_to_scalar::<T>()?;
-                let mut output = self.eval_constant_rows(&input_tensor, value)?;
-                unsafe { output.set_datum_type(input_tensor.datum_type()) }
-                return Ok(output.into_tvalue());
+                return Ok(self.eval_constant_rows(&input_tensor, value)?.into_tvalue());
             }
         }
         let input = input_tensor.to_plain_array_view::<T>()?;
@@ -115,9 +116,10 @@ impl Pad {
             .zip(&self.pads)
             .map(|(d, (b, a))| d + b + a)
             .collect();
-        // SAFETY: every value is written below (each row is filled or copied whole), before the
-        // tensor is read; `T: Copy` has no drop glue.
-        let mut output = unsafe { Tensor::uninitialized::<T>(&out_shape)? };
+        // The input's datum type: a quantised input's output keeps its parameters, as on the
+        // generic path. SAFETY: every value is written below (each row is filled or copied
+        // whole) before the tensor is read; `T: Copy` has no drop glue.
+        let mut output = unsafe { Tensor::uninitialized_dt(input.datum_type(), &out_shape)? };
         let out_len = output.len();
         let out_w = out_shape[rank - 1];
         if out_len == 0 || out_w == 0 {
@@ -164,12 +166,6 @@ impl Pad {
         }
         Some(index)
     }
-}
-
-/// `TRACT_DISABLE_FAST_PAD=1` keeps constant padding on the generic path (A/B comparisons and
-/// the tests that compare both).
-fn fast_pad_disabled() -> bool {
-    std::env::var_os("TRACT_DISABLE_FAST_PAD").is_some_and(|v| v != "0")
 }
 
 impl Op for Pad {

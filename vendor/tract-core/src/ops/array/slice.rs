@@ -69,7 +69,10 @@ fn eval_slice(input: &Tensor, axis: usize, start: usize, end: usize) -> TractRes
     if end > input.shape()[axis] || start > end {
         bail!("Invalid range {}..{} for slicing {:?} on axis {}", start, end, input, axis);
     }
-    if input.datum_type().is_copy() && !fast_slice_disabled() {
+    // `TRACT_DISABLE_FAST_SLICE=1` keeps tract's copy (A/B comparisons, and the tests that
+    // compare both).
+    let fast = !crate::ops::patch_switch::is_on("TRACT_DISABLE_FAST_SLICE");
+    if fast && input.datum_type().is_copy() {
         if let Some(sliced) = slice_rows(input, axis, start, end)? {
             return Ok(tvec!(sliced.into_tvalue()));
         }
@@ -135,12 +138,6 @@ fn slice_rows(
         Ok(())
     })?;
     Ok(Some(output))
-}
-
-/// `TRACT_DISABLE_FAST_SLICE=1` keeps slicing on tract's own copy (for A/B comparisons and the
-/// tests that compare both).
-fn fast_slice_disabled() -> bool {
-    std::env::var_os("TRACT_DISABLE_FAST_SLICE").is_some_and(|v| v != "0")
 }
 
 impl TypedOp for Slice {

@@ -47,11 +47,6 @@ fn elu_f32(xs: &mut [f32], alpha: f32) -> TractResult<()> {
     Ok(())
 }
 
-/// `TRACT_DISABLE_FUSED_ELU=1` keeps tract's expanded chain (for A/B measurements).
-fn fused_elu_disabled() -> bool {
-    std::env::var_os("TRACT_DISABLE_FUSED_ELU").is_some_and(|v| v != "0")
-}
-
 impl Op for FusedElu {
     fn name(&self) -> StaticName {
         "FusedElu".into()
@@ -110,7 +105,8 @@ impl TypedOp for FusedElu {
 /// `Iff(CompLT(0, x) or CompGT(x, 0), x, Sub(Exp(x), 1) [× alpha])`, with the select's output
 /// of x's shape. The chain's nodes that nothing else reads are pruned afterwards.
 pub fn detect_elu(model: &TypedModel, x: OutletId) -> TractResult<Option<TypedModelPatch>> {
-    rule_if!(!fused_elu_disabled());
+    // `TRACT_DISABLE_FUSED_ELU=1` keeps tract's expanded chain (A/B measurements).
+    rule_if!(!crate::ops::patch_switch::is_on("TRACT_DISABLE_FUSED_ELU"));
     let fact = model.outlet_fact(x)?;
     rule_if!(fact.datum_type == f32::datum_type());
     for inlet in model.outlet_successors(x) {

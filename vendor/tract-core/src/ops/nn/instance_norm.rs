@@ -151,7 +151,7 @@ impl PlaneNorm {
 
 /// `TRACT_DISABLE_FUSED_INSTANCE_NORM=1` keeps tract's expanded chain (for A/B measurements).
 pub fn fused_instance_norm_disabled() -> bool {
-    std::env::var_os("TRACT_DISABLE_FUSED_INSTANCE_NORM").is_some_and(|v| v != "0")
+    crate::ops::patch_switch::is_on("TRACT_DISABLE_FUSED_INSTANCE_NORM")
 }
 
 /// One chunk of one plane.

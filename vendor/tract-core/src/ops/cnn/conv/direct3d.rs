@@ -36,7 +36,8 @@ impl DirectConv3d {
         input: &TypedFact,
         kernel: &TypedFact,
     ) -> bool {
-        !disabled()
+        // `TRACT_DISABLE_DIRECT_CONV3D=1` keeps tract's own paths (A/B measurements).
+        !crate::ops::patch_switch::is_on("TRACT_DISABLE_DIRECT_CONV3D")
             && input.datum_type == f32::datum_type()
             && kernel.datum_type == f32::datum_type()
             && !kernel.is_exotic()
@@ -46,11 +47,6 @@ impl DirectConv3d {
             && pool_spec.strides().iter().all(|s| *s == 1)
             && pool_spec.dilations().iter().all(|d| *d >= 1)
     }
-}
-
-/// `TRACT_DISABLE_DIRECT_CONV3D=1` falls back to tract's own paths (for A/B measurements).
-fn disabled() -> bool {
-    std::env::var_os("TRACT_DISABLE_DIRECT_CONV3D").is_some_and(|v| v != "0")
 }
 
 impl Op for DirectConv3d {
