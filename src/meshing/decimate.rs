@@ -4,14 +4,17 @@
 //! Collapses run in passes rather than from one global priority queue: each pass ranks the
 //! edges by cost, then collapses the cheapest in order (blocks of the surface in parallel,
 //! see [`decimate_timed`]), skipping any edge with an end that an earlier collapse of the
-//! same pass moved (the survivor) or removed. Faces are renamed in
-//! place, so any other vertex's faces are still its pass-start faces minus the removed ones:
-//! the checks of every collapse see the current surface, and the cost of every edge a pass
-//! collapses is exact. An edge's cost is recomputed only when a collapse moved one of its ends.
+//! same pass moved (the survivor) or removed (on a ranked pass; coarse ones below). Faces are
+//! renamed in place, so any other vertex's faces are still its pass-start faces minus the
+//! removed ones: the checks of every collapse see the current surface, and the cost of every
+//! edge a ranked pass collapses is exact. An edge's cost is recomputed only when a collapse moved one of its ends.
 //!
 //! The first passes are coarse: they collapse every legal edge whose cost is under a small
 //! tolerance, in storage order without ranking (under the tolerance, order does not matter for
-//! quality), so the ranked passes start from a much smaller mesh.
+//! quality), so the ranked passes start from a much smaller mesh. On a coarse pass a survivor
+//! may go on absorbing (up to [`COARSE_MAX_ABSORBED`] vertices, each collapse checked at its
+//! cost at that moment, its faces found through the rows of the vertices merged into it), so
+//! one pass takes most of the cheap edges instead of at most one per vertex.
 
 use super::{MeshingError, StageTimes};
 use crate::jobs::JobContext;
@@ -168,6 +171,10 @@ fn normal(a: [f64; 3], b: [f64; 3], c: [f64; 3]) -> [f64; 3] {
 
 /// Marks a removed face (its first corner).
 const DEAD: u32 = u32::MAX;
+/// Ends a list of merged vertices.
+const NO_VERTEX: u32 = u32::MAX;
+/// A vertex merged into another this pass.
+const REMOVED: u8 = u8::MAX;
 
 /// A face's corners. Atomics (relaxed: plain loads and stores) let the blocks of a pass read
 /// the faces they share while each renames only faces all of whose corners it owns.
@@ -259,7 +266,8 @@ fn collapse_point(pos: &[[f64; 3]], quadric: &[Quadric], u: u32, v: u32) -> ([f6
 /// Why a collapse did not happen.
 #[derive(PartialEq)]
 enum Refused {
-    /// It would break the surface (or an end was locked): skip it this pass.
+    /// It would break the surface, cost more than the pass allows, or an end was removed or
+    /// has absorbed its share this pass: skip it this pass.
     Illegal,
     /// Its neighbourhood reaches outside this block: leave it to the serial sweep.
     Foreign,
@@ -278,9 +286,19 @@ struct Block<'a> {
     lo: u32,
     pos: &'a mut [[f64; 3]],
     quadric: &'a mut [Quadric],
-    /// Survivors and removed vertices of this pass's collapses: their rows of the pass-start
-    /// vertex→face table are stale, and edges at a survivor need a new cost.
-    locked: &'a mut [bool],
+    /// How many vertices each vertex has absorbed this pass ([`REMOVED`] once it is absorbed
+    /// itself). Non-zero means its edges need a new cost next pass.
+    absorbed: &'a mut [u8],
+    /// The vertices merged into each survivor this pass, as a list through this table
+    /// (global ids, [`NO_VERTEX`]-terminated): a survivor's faces are its own pass-start row
+    /// and theirs, all renamed to it.
+    next: &'a mut [u32],
+    /// A vertex that has absorbed this many takes no more collapses this pass. 1 on a ranked
+    /// pass: a collapse's cost is exact only while both ends are as the ranking saw them.
+    max_absorbed: u8,
+    /// Largest cost a collapse may have when it is checked (a coarse pass's tolerance: the
+    /// ends may have moved since its candidates were gathered).
+    max_cost: f64,
     /// Which of this block's vertices the current check has met around its ends (see
     /// [`Block::link_condition`]), so no neighbour lists are sorted.
     marks: NeighbourMarks,
@@ -348,16 +366,22 @@ impl Block<'_> {
         self.pos[self.at(v)]
     }
 
-    /// The live faces around `v` (its pass-start row minus the removed ones), loaded once so
-    /// the checks and the renaming of one collapse do not read each face again.
-    fn ring_into(faces: &[Face], inc: &Incidence, v: u32, out: &mut Vec<(u32, [u32; 3])>) {
+    /// The live faces around `v` (the pass-start rows of `v` and of the vertices merged into
+    /// it, minus the removed faces), loaded once so the checks and the renaming of one
+    /// collapse do not read each face again. A live face is in exactly one of those rows: a
+    /// face with two of them would have been on the edge that merged them.
+    fn ring_into(&self, faces: &[Face], inc: &Incidence, v: u32, out: &mut Vec<(u32, [u32; 3])>) {
         out.clear();
-        out.extend(
-            inc.of(v)
-                .iter()
-                .map(|&f| (f, load(&faces[f as usize])))
-                .filter(|(_, t)| t[0] != DEAD),
-        );
+        let mut w = v;
+        while w != NO_VERTEX {
+            out.extend(
+                inc.of(w)
+                    .iter()
+                    .map(|&f| (f, load(&faces[f as usize])))
+                    .filter(|(_, t)| t[0] != DEAD),
+            );
+            w = self.next[self.at(w)];
+        }
     }
 
     /// Checks and, if legal, collapses `v` into `u` at their quadric's best point.
@@ -371,13 +395,24 @@ impl Block<'_> {
         if !self.owns(u) || !self.owns(v) {
             return Err(Refused::Foreign);
         }
-        if self.locked[self.at(u)] || self.locked[self.at(v)] {
+        let (au, av) = (self.absorbed[self.at(u)], self.absorbed[self.at(v)]);
+        if au == REMOVED || av == REMOVED || au >= self.max_absorbed || av >= self.max_absorbed {
+            return Err(Refused::Illegal);
+        }
+        // The cost first: on a coarse pass it is what most refusals are for, and it needs
+        // no ring.
+        let (p, cost) = {
+            let mut q = self.quadric[self.at(u)];
+            add(&mut q, &self.quadric[self.at(v)]);
+            best_point(&q, self.p(u), self.p(v))
+        };
+        if cost > self.max_cost {
             return Err(Refused::Illegal);
         }
         let mut ru = std::mem::take(&mut self.ru);
         let mut rv = std::mem::take(&mut self.rv);
-        Self::ring_into(faces, inc, u, &mut ru);
-        let verdict = self.check_collapse(faces, inc, u, v, &ru, &mut rv);
+        self.ring_into(faces, inc, u, &mut ru);
+        let verdict = self.check_collapse(faces, inc, [u, v], p, &ru, &mut rv);
         if let Ok(p) = verdict {
             for &(f, t) in &rv {
                 let face = &faces[f as usize];
@@ -391,21 +426,30 @@ impl Block<'_> {
             let (iu, iv) = (self.at(u), self.at(v));
             add(&mut self.quadric[iu], &qv);
             self.pos[iu] = p;
-            self.locked[iu] = true;
-            self.locked[iv] = true;
+            // Both under `max_absorbed`, which is far below REMOVED: no overflow.
+            self.absorbed[iu] = (au + av + 1).min(REMOVED - 1);
+            self.absorbed[iv] = REMOVED;
+            // v's list joins u's: u, v, v's merged vertices, u's earlier ones.
+            let mut tail = v;
+            while self.next[self.at(tail)] != NO_VERTEX {
+                tail = self.next[self.at(tail)];
+            }
+            let it = self.at(tail);
+            self.next[it] = self.next[iu];
+            self.next[iu] = v;
         }
         self.ru = ru;
         self.rv = rv;
         verdict.map(|_| ())
     }
 
-    /// The collapse point if collapsing `v` into `u` keeps the surface manifold and unflipped.
+    /// `p` if collapsing `v` into `u` there keeps the surface manifold and unflipped.
     fn check_collapse(
         &mut self,
         faces: &[Face],
         inc: &Incidence,
-        u: u32,
-        v: u32,
+        [u, v]: [u32; 2],
+        p: [f64; 3],
         ru: &[(u32, [u32; 3])],
         rv: &mut Vec<(u32, [u32; 3])>,
     ) -> Result<[f64; 3], Refused> {
@@ -423,15 +467,10 @@ impl Block<'_> {
         if shared_count != 2 {
             return Err(Refused::Illegal); // boundary edge: leave it
         }
-        Self::ring_into(faces, inc, v, rv);
+        self.ring_into(faces, inc, v, rv);
         if !around(ru, u).chain(around(rv, v)).all(|w| self.owns(w)) {
             return Err(Refused::Foreign);
         }
-        let (p, _) = {
-            let mut q = self.quadric[self.at(u)];
-            add(&mut q, &self.quadric[self.at(v)]);
-            best_point(&q, self.p(u), self.p(v))
-        };
         if self.link_condition(ru, rv, u, v, shared)
             && self.no_flip(ru, u, v, p)
             && self.no_flip(rv, u, v, p)
@@ -513,6 +552,9 @@ fn block_len(vertex_count: usize) -> usize {
 /// Coarse passes collapse every legal edge whose quadric error is under this (as a distance,
 /// mm), unranked; the ranked passes take over from the smaller mesh they leave.
 const COARSE_TOLERANCE_MM: f64 = 0.05;
+/// On a coarse pass a vertex may absorb this many others (each collapse checked at its cost
+/// then), so one pass takes most of the cheap edges instead of one per vertex.
+const COARSE_MAX_ABSORBED: u8 = 3;
 /// At most this many coarse passes.
 const COARSE_PASSES: usize = 6;
 /// Coarse passes stop once one removes less than 1/this of the live faces.
@@ -573,7 +615,9 @@ pub fn decimate_timed(
         });
     // The first pass starts from the input faces: the table just built is its table.
     let mut first_inc = Some(first_inc);
-    let mut locked = vec![true; n];
+    // Every edge needs a cost on the first pass: as if every vertex had changed.
+    let mut absorbed = vec![1u8; n];
+    let mut next = vec![NO_VERTEX; n];
     let (face_target, max_cost) = match target {
         DecimateTarget::Faces(f) => (f, f64::INFINITY),
         DecimateTarget::MaxErrorMm(e) => (0, e * e),
@@ -610,11 +654,11 @@ pub fn decimate_timed(
             first_inc = None;
         }
         // Each interior edge once: from the face where it runs from lower to higher id. Only
-        // edges with an end locked by the last pass (all, on the first) change cost.
+        // edges with an end changed by the last pass (all, on the first) change cost.
         // The count of rankable edges comes with the costs, not from another scan.
         let coarse = coarse_passes_left > 0;
         let (valid, cheap) = times.time("decimate: costs", || {
-            let (pos, quadric, locked) = (&pos, &quadric, &locked);
+            let (pos, quadric, absorbed) = (&pos, &quadric, &absorbed);
             edge_cost
                 .par_chunks_mut(3)
                 .zip(faces.par_iter())
@@ -624,7 +668,7 @@ pub fn decimate_timed(
                         let (u, v) = (t[k], t[(k + 1) % 3]);
                         if t[0] == DEAD || u > v {
                             costs[k] = f32::NAN;
-                        } else if locked[u as usize] || locked[v as usize] {
+                        } else if absorbed[u as usize] != 0 || absorbed[v as usize] != 0 {
                             let cost = collapse_point(pos, quadric, u, v).1;
                             costs[k] = if cost <= max_cost {
                                 cost as f32
@@ -722,23 +766,32 @@ pub fn decimate_timed(
             Some(inc) => inc,
             None => times.time("decimate: incidence", || Incidence::build(n, &faces)),
         };
-        locked.iter_mut().for_each(|l| *l = false);
+        absorbed.par_iter_mut().for_each(|a| *a = 0);
+        next.par_iter_mut().for_each(|w| *w = NO_VERTEX);
+        let (max_absorbed, pass_max_cost) = if coarse {
+            (COARSE_MAX_ABSORBED, f64::from(coarse_cost))
+        } else {
+            (1, f64::INFINITY)
+        };
         let parallel_start = std::time::Instant::now();
         let results: Vec<Result<(usize, usize, Vec<Candidate>), MeshingError>> = pos
             .par_chunks_mut(block)
             .zip(quadric.par_chunks_mut(block))
-            .zip(locked.par_chunks_mut(block))
+            .zip(absorbed.par_chunks_mut(block).zip(next.par_chunks_mut(block)))
             .zip(per_block.par_iter().zip(quota.par_iter()))
             .enumerate()
             .map(
-                |(b, (((pos, quadric), locked), (list, &quota)))| -> Result<_, MeshingError> {
+                |(b, (((pos, quadric), (absorbed, next)), (list, &quota)))| -> Result<_, MeshingError> {
                     let len = pos.len();
                     let mut blk = Block {
                         lo: (b * block) as u32,
                         pos,
                         quadric,
                         marks: NeighbourMarks::new(len),
-                        locked,
+                        absorbed,
+                        next,
+                        max_absorbed,
+                        max_cost: pass_max_cost,
                         ru: Vec::new(),
                         rv: Vec::new(),
                     };
@@ -784,7 +837,10 @@ pub fn decimate_timed(
             lo: 0,
             pos: &mut pos,
             quadric: &mut quadric,
-            locked: &mut locked,
+            absorbed: &mut absorbed,
+            next: &mut next,
+            max_absorbed,
+            max_cost: pass_max_cost,
             marks: NeighbourMarks::new(n),
             ru: Vec::new(),
             rv: Vec::new(),
@@ -889,6 +945,85 @@ mod tests {
     }
 
     #[test]
+    fn a_survivor_that_goes_on_absorbing_sees_exactly_its_live_faces() {
+        // One coarse-style pass by hand: every edge once, survivors may absorb up to three.
+        let mesh = sphere(10.0);
+        let n = mesh.positions_world_mm.len();
+        let faces: Vec<Face> = mesh.indices.iter().map(|t| t.map(AtomicU32::new)).collect();
+        let inc = Incidence::build(n, &faces);
+        let mut pos: Vec<[f64; 3]> = mesh
+            .positions_world_mm
+            .iter()
+            .map(|p| p.map(f64::from))
+            .collect();
+        let mut quadric = vec![[0.0; 10]; n];
+        let mut absorbed = vec![0u8; n];
+        let mut next = vec![NO_VERTEX; n];
+        let mut blk = Block {
+            lo: 0,
+            pos: &mut pos,
+            quadric: &mut quadric,
+            absorbed: &mut absorbed,
+            next: &mut next,
+            max_absorbed: 3,
+            max_cost: f64::INFINITY,
+            marks: NeighbourMarks::new(n),
+            ru: Vec::new(),
+            rv: Vec::new(),
+        };
+        let mut collapsed = 0;
+        for t in &mesh.indices {
+            for k in 0..3 {
+                let (u, v) = (t[k], t[(k + 1) % 3]);
+                if u < v && blk.try_collapse(&faces, &inc, u, v).is_ok() {
+                    collapsed += 1;
+                }
+            }
+        }
+        let chained = blk
+            .absorbed
+            .iter()
+            .filter(|&&a| (2..REMOVED).contains(&a))
+            .count();
+        assert!(chained > 100, "{chained} survivors absorbed more than one");
+        assert!(blk.absorbed.iter().all(|&a| a <= 5 || a == REMOVED));
+        // Each vertex's ring (its row and its merged vertices' rows) is exactly the live faces
+        // that hold it; a removed vertex is in none.
+        let live: Vec<(u32, [u32; 3])> = faces
+            .iter()
+            .enumerate()
+            .map(|(f, t)| (f as u32, load(t)))
+            .filter(|(_, t)| t[0] != DEAD)
+            .collect();
+        assert_eq!(live.len(), mesh.face_count() - 2 * collapsed);
+        let mut ring = Vec::new();
+        for v in 0..n as u32 {
+            let holding: Vec<u32> = live
+                .iter()
+                .filter(|(_, t)| t.contains(&v))
+                .map(|(f, _)| *f)
+                .collect();
+            if blk.absorbed[v as usize] == REMOVED {
+                assert!(
+                    holding.is_empty(),
+                    "removed vertex {v} still in {holding:?}"
+                );
+                continue;
+            }
+            blk.ring_into(&faces, &inc, v, &mut ring);
+            let mut got: Vec<u32> = ring.iter().map(|(f, _)| *f).collect();
+            got.sort_unstable();
+            assert_eq!(got, holding, "vertex {v}");
+        }
+        let out = TriMesh::new(
+            blk.pos.iter().map(|p| p.map(|x| x as f32)).collect(),
+            live.iter().map(|(_, t)| *t).collect(),
+        );
+        let c = crate::meshing::check(&out);
+        assert!(c.watertight && c.manifold && c.components == 1, "{c:?}");
+    }
+
+    #[test]
     fn a_tetrahedron_is_not_collapsed_flat() {
         let mesh = crate::volume::mesh::phantoms::unit_tetra();
         let out =
@@ -907,12 +1042,16 @@ mod tests {
         };
         let mut pos = vec![[0.0; 3]; 8];
         let mut quadric = vec![[0.0; 10]; 8];
-        let mut locked = vec![false; 8];
+        let mut absorbed = vec![0u8; 8];
+        let mut next = vec![NO_VERTEX; 8];
         let mut blk = Block {
             lo: 0,
             pos: &mut pos,
             quadric: &mut quadric,
-            locked: &mut locked,
+            absorbed: &mut absorbed,
+            next: &mut next,
+            max_absorbed: 1,
+            max_cost: f64::INFINITY,
             marks: NeighbourMarks::new(8),
             ru: Vec::new(),
             rv: Vec::new(),
