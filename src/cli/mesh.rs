@@ -222,6 +222,10 @@ pub struct BenchMeshArgs {
     /// Runs of the 9-label pipeline (the figure a noisy machine makes least of is the best).
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Also write the phantom (`ct.nii`, `labels.nii`) into this folder, for
+    /// `scripts/bench_mesh_peers.py` to run VTK on the same data.
+    #[arg(long)]
+    pub write_phantom: Option<PathBuf>,
 }
 
 /// Body (label 1, 40 HU) with eight structures (labels 2–9), four of them bony (> 200 HU).
@@ -421,6 +425,13 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let (ct, map) = phantom(dims)?;
     println!("phantom generated in {:.2} s", t.elapsed().as_secs_f64());
+    if let Some(dir) = &args.write_phantom {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Uncompressed: the peer script then times its pipeline, not gzip.
+        crate::io::save_nifti(&dir.join("ct.nii"), &ct, false)?;
+        crate::io::nifti::write_labels(&dir.join("labels.nii"), &map, false)?;
+        println!("phantom written to {}", dir.display());
+    }
     let ctx = JobContext::detached();
     let voxels = ct.data().len() as f64;
 
