@@ -901,6 +901,42 @@ pub fn decimate_timed(
 mod tests {
     use super::*;
 
+    /// Per-vertex state for one block over a whole mesh, zero quadrics (collapses stay put).
+    struct WholeMesh {
+        pos: Vec<[f64; 3]>,
+        quadric: Vec<Quadric>,
+        absorbed: Vec<u8>,
+        next: Vec<u32>,
+    }
+
+    impl WholeMesh {
+        fn new(pos: Vec<[f64; 3]>) -> Self {
+            let n = pos.len();
+            Self {
+                pos,
+                quadric: vec![[0.0; 10]; n],
+                absorbed: vec![0; n],
+                next: vec![NO_VERTEX; n],
+            }
+        }
+
+        fn block(&mut self, max_absorbed: u8) -> Block<'_> {
+            let n = self.pos.len();
+            Block {
+                lo: 0,
+                pos: &mut self.pos,
+                quadric: &mut self.quadric,
+                absorbed: &mut self.absorbed,
+                next: &mut self.next,
+                max_absorbed,
+                max_cost: f64::INFINITY,
+                marks: NeighbourMarks::new(n),
+                ru: Vec::new(),
+                rv: Vec::new(),
+            }
+        }
+    }
+
     /// A marching-cubes sphere of radius `r` voxels (1 mm), vertices in slab order.
     fn sphere(r: f64) -> TriMesh {
         let n = (2.0 * r + 8.0) as usize;
@@ -951,26 +987,13 @@ mod tests {
         let n = mesh.positions_world_mm.len();
         let faces: Vec<Face> = mesh.indices.iter().map(|t| t.map(AtomicU32::new)).collect();
         let inc = Incidence::build(n, &faces);
-        let mut pos: Vec<[f64; 3]> = mesh
-            .positions_world_mm
-            .iter()
-            .map(|p| p.map(f64::from))
-            .collect();
-        let mut quadric = vec![[0.0; 10]; n];
-        let mut absorbed = vec![0u8; n];
-        let mut next = vec![NO_VERTEX; n];
-        let mut blk = Block {
-            lo: 0,
-            pos: &mut pos,
-            quadric: &mut quadric,
-            absorbed: &mut absorbed,
-            next: &mut next,
-            max_absorbed: 3,
-            max_cost: f64::INFINITY,
-            marks: NeighbourMarks::new(n),
-            ru: Vec::new(),
-            rv: Vec::new(),
-        };
+        let mut state = WholeMesh::new(
+            mesh.positions_world_mm
+                .iter()
+                .map(|p| p.map(f64::from))
+                .collect(),
+        );
+        let mut blk = state.block(3);
         let mut collapsed = 0;
         for t in &mesh.indices {
             for k in 0..3 {
@@ -1040,22 +1063,8 @@ mod tests {
         let ring = |f: &[[u32; 3]]| -> Vec<(u32, [u32; 3])> {
             f.iter().enumerate().map(|(i, t)| (i as u32, *t)).collect()
         };
-        let mut pos = vec![[0.0; 3]; 8];
-        let mut quadric = vec![[0.0; 10]; 8];
-        let mut absorbed = vec![0u8; 8];
-        let mut next = vec![NO_VERTEX; 8];
-        let mut blk = Block {
-            lo: 0,
-            pos: &mut pos,
-            quadric: &mut quadric,
-            absorbed: &mut absorbed,
-            next: &mut next,
-            max_absorbed: 1,
-            max_cost: f64::INFINITY,
-            marks: NeighbourMarks::new(8),
-            ru: Vec::new(),
-            rv: Vec::new(),
-        };
+        let mut state = WholeMesh::new(vec![[0.0; 3]; 8]);
+        let mut blk = state.block(1);
         let shared = [[0, 1, 2], [1, 0, 3]];
         // Around 0: 1, 2, 3, 4; around 1: 0, 2, 3, 5.
         let ru = ring(&[[0, 1, 2], [1, 0, 3], [0, 2, 4], [0, 4, 3]]);
