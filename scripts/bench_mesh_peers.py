@@ -11,7 +11,10 @@ gradients or scalars from flying edges (fuseprint's marching cubes makes none ei
 
 The full pipeline is VTK's natural one: surface nets over all labels (one shared mesh, each
 wall between two labels once), windowed-sinc smoothing (15 iterations, pass band 0.1, as
-fuseprint's Taubin λ/μ), quadric decimation to the face budget, binary STL. fuseprint's
+fuseprint's Taubin λ/μ), decimation to the face budget, binary STL. It runs with both of VTK's
+quadric decimators: edge collapse (`vtkQuadricDecimation`, fuseprint's algorithm) and
+clustering (`vtkQuadricClustering`: fast, but vertices snap to a grid and the output is not
+kept manifold); the output's boundary and non-manifold edges are counted, untimed. fuseprint's
 pipeline does more: one closed part per label (a wall between two labels belongs to both,
 2.58 M faces before decimation against VTK's ~1.96 M), each decimated, oriented and checked.
 """
@@ -43,7 +46,6 @@ def main():
     args = ap.parse_args()
 
     import vtk
-    from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: F401 (checks numpy)
 
     def read(name):
         r = vtk.vtkNIFTIImageReader()
@@ -95,15 +97,7 @@ def main():
         f"{out.GetNumberOfPolys()} quads"
     )
 
-    stages = {}
-
-    def pipeline(decimator):
-        stages.clear()
-        t = time.perf_counter()
-        mesh = nets(True).GetOutput()
-        stages["surface nets (triangles)"] = time.perf_counter() - t
-        faces_before = mesh.GetNumberOfPolys()
-        t = time.perf_counter()
+    def smooth(mesh):
         ws = vtk.vtkWindowedSincPolyDataFilter()
         ws.SetInputData(mesh)
         ws.SetNumberOfIterations(15)
@@ -113,54 +107,44 @@ def main():
         ws.FeatureEdgeSmoothingOff()
         ws.NonManifoldSmoothingOn()
         ws.Update()
-        stages["windowed sinc"] = time.perf_counter() - t
+        return ws.GetOutput()
+
+    def edge_collapse(mesh):
+        qd = vtk.vtkQuadricDecimation()
+        qd.SetInputData(mesh)
+        qd.SetTargetReduction(max(0.0, 1.0 - args.faces / mesh.GetNumberOfPolys()))
+        qd.VolumePreservationOff()
+        qd.Update()
+        return qd.GetOutput()
+
+    def clustering(mesh, divisions):
+        qc = vtk.vtkQuadricClustering()
+        qc.SetInputData(mesh)
+        qc.SetNumberOfDivisions([divisions] * 3)
+        qc.AutoAdjustNumberOfDivisionsOff()
+        qc.Update()
+        return qc.GetOutput()
+
+    def pipeline(name, decimate):
+        """One run: the finished mesh, the face count before decimation, and each stage's time."""
+        stages = {}
         t = time.perf_counter()
-        qd = decimator(ws.GetOutput(), faces_before)
-        stages[decimator.__doc__] = time.perf_counter() - t
+        mesh = nets(True).GetOutput()
+        stages["surface nets (triangles)"] = time.perf_counter() - t
+        faces_before = mesh.GetNumberOfPolys()
+        for stage, step in (("windowed sinc", smooth), (name, decimate)):
+            t = time.perf_counter()
+            mesh = step(mesh)
+            stages[stage] = time.perf_counter() - t
         t = time.perf_counter()
         with tempfile.TemporaryDirectory() as d:
             w = vtk.vtkSTLWriter()
-            w.SetInputData(qd.GetOutput())
+            w.SetInputData(mesh)
             w.SetFileTypeToBinary()
             w.SetFileName(os.path.join(d, "vtk.stl"))
             w.Write()
         stages["STL write"] = time.perf_counter() - t
-        return faces_before, qd.GetOutput(), dict(stages)
-
-    def edge_collapse(mesh, faces_before):
-        """quadric decimation"""
-        qd = vtk.vtkQuadricDecimation()
-        qd.SetInputData(mesh)
-        qd.SetTargetReduction(max(0.0, 1.0 - args.faces / faces_before))
-        qd.VolumePreservationOff()
-        qd.Update()
-        return qd
-
-    # Quadric clustering takes a grid, not a face count: the grid that gives about the budget
-    # on this mesh is found once, outside the timed runs (faces grow as the square of it).
-    divisions = [256]
-
-    def clustering(mesh, faces_before):
-        """quadric clustering"""
-        qc = vtk.vtkQuadricClustering()
-        qc.SetInputData(mesh)
-        qc.SetNumberOfDivisions(divisions * 3)
-        qc.AutoAdjustNumberOfDivisionsOff()
-        qc.Update()
-        return qc
-
-    def calibrate():
-        ws = vtk.vtkWindowedSincPolyDataFilter()
-        ws.SetInputData(nets(True).GetOutput())
-        ws.SetNumberOfIterations(15)
-        ws.SetPassBand(0.1)
-        ws.NormalizeCoordinatesOn()
-        ws.Update()
-        mesh = ws.GetOutput()
-        for _ in range(3):
-            got = clustering(mesh, 0).GetOutput().GetNumberOfPolys()
-            # VTK allocates a quadric (80 bytes) for every bin of the grid: 400³ is 5 GB.
-            divisions[0] = min(400, max(8, round(divisions[0] * (args.faces / max(got, 1)) ** 0.5)))
+        return mesh, faces_before, stages
 
     def edge_check(mesh):
         """Boundary and non-manifold edges of the output (not timed)."""
@@ -176,24 +160,33 @@ def main():
             counts.append(fe.GetOutput().GetNumberOfLines())
         return f"{counts[0]} boundary edges, {counts[1]} non-manifold edges"
 
-    # Edge collapse is what fuseprint does (and what the issue names); clustering is VTK's
-    # fast quadric decimator (lower quality: vertices snap to a grid), timed for reference.
-    for decimator, repeat in ((edge_collapse, args.collapse_repeat), (clustering, args.repeat)):
-        if decimator is clustering:
-            if nets(True).GetOutput().GetNumberOfPolys() <= args.faces:
-                break
-            calibrate()
-            print(f"quadric clustering grid: {divisions[0]}³")
+    decimators = [("quadric decimation", edge_collapse, args.collapse_repeat)]
+    smoothed = smooth(nets(True).GetOutput())
+    if smoothed.GetNumberOfPolys() > args.faces:
+        # Clustering takes a grid, not a face count: the grid that gives about the budget on
+        # this mesh is found before the timed runs (faces grow as the square of it). VTK
+        # allocates a quadric (80 bytes) for every bin: 400³ is 5 GB.
+        divisions = 256
+        for _ in range(3):
+            got = clustering(smoothed, divisions).GetNumberOfPolys()
+            divisions = min(400, max(8, round(divisions * (args.faces / max(got, 1)) ** 0.5)))
+        print(f"quadric clustering grid: {divisions}³")
+        decimators.append(
+            ("quadric clustering", lambda m: clustering(m, divisions), args.repeat)
+        )
+    del smoothed
+
+    for name, decimate, repeat in decimators:
         runs = []
         for _ in range(repeat):
             t = time.perf_counter()
-            result = pipeline(decimator)
+            result = pipeline(name, decimate)
             runs.append((time.perf_counter() - t, result))
-        dt, (before, mesh, parts) = min(runs, key=lambda r: r[0])
-        for name, secs in parts.items():
-            print(f"    {name:<28}{secs:.3f} s")
+        dt, (mesh, before, stages) = min(runs, key=lambda r: r[0])
+        for stage, secs in stages.items():
+            print(f"    {stage:<28}{secs:.3f} s")
         print(
-            f"VTK 9 labels: surface nets + windowed sinc + {decimator.__doc__} {before} → "
+            f"VTK 9 labels: surface nets + windowed sinc + {name} {before} → "
             f"{mesh.GetNumberOfPolys()} + STL write: {dt:.3f} s "
             f"(runs: {', '.join(f'{r[0]:.3f}' for r in runs)}); {edge_check(mesh)}"
         )

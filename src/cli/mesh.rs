@@ -426,7 +426,7 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let (ct, map) = phantom(dims)?;
     println!("phantom generated in {:.2} s", t.elapsed().as_secs_f64());
     if let Some(dir) = &args.write_phantom {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| crate::io::IoError::os(dir, e))?;
         // Uncompressed: the peer script then times its pipeline, not gzip.
         crate::io::save_nifti(&dir.join("ct.nii"), &ct, false)?;
         crate::io::nifti::write_labels(&dir.join("labels.nii"), &map, false)?;

@@ -7,7 +7,8 @@
 //! same pass moved (the survivor) or removed (on a ranked pass; coarse ones below). Faces are
 //! renamed in place, so any other vertex's faces are still its pass-start faces minus the
 //! removed ones: the checks of every collapse see the current surface, and the cost of every
-//! edge a ranked pass collapses is exact. An edge's cost is recomputed only when a collapse moved one of its ends.
+//! edge a ranked pass collapses is exact. An edge's cost is recomputed only when a collapse
+//! moved one of its ends.
 //!
 //! The first passes are coarse: they collapse every legal edge whose cost is under a small
 //! tolerance, in storage order without ranking (under the tolerance, order does not matter for
@@ -257,10 +258,12 @@ struct Candidate {
     v: u32,
 }
 
-fn collapse_point(pos: &[[f64; 3]], quadric: &[Quadric], u: u32, v: u32) -> ([f64; 3], f64) {
-    let mut q = quadric[u as usize];
-    add(&mut q, &quadric[v as usize]);
-    best_point(&q, pos[u as usize], pos[v as usize])
+/// Where collapsing the edge between vertices `u` and `v` (indices into `pos` and
+/// `quadric`) puts the survivor, and at what cost.
+fn collapse_point(pos: &[[f64; 3]], quadric: &[Quadric], u: usize, v: usize) -> ([f64; 3], f64) {
+    let mut q = quadric[u];
+    add(&mut q, &quadric[v]);
+    best_point(&q, pos[u], pos[v])
 }
 
 /// Why a collapse did not happen.
@@ -293,18 +296,40 @@ struct Block<'a> {
     /// (global ids, [`NO_VERTEX`]-terminated): a survivor's faces are its own pass-start row
     /// and theirs, all renamed to it.
     next: &'a mut [u32],
-    /// A vertex that has absorbed this many takes no more collapses this pass. 1 on a ranked
-    /// pass: a collapse's cost is exact only while both ends are as the ranking saw them.
-    max_absorbed: u8,
-    /// Largest cost a collapse may have when it is checked (a coarse pass's tolerance: the
-    /// ends may have moved since its candidates were gathered).
-    max_cost: f64,
+    rules: PassRules,
     /// Which of this block's vertices the current check has met around its ends (see
     /// [`Block::link_condition`]), so no neighbour lists are sorted.
     marks: NeighbourMarks,
     /// Scratch face rings, reused across collapses.
     ru: Vec<(u32, [u32; 3])>,
     rv: Vec<(u32, [u32; 3])>,
+}
+
+/// What a pass allows a collapse.
+#[derive(Clone, Copy)]
+struct PassRules {
+    /// A vertex that has absorbed this many takes no more collapses this pass.
+    max_absorbed: u8,
+    /// Largest cost a collapse may have when it is checked.
+    max_cost: f64,
+}
+
+impl PassRules {
+    /// A ranked pass: both ends untouched (a collapse's cost is exact only while both ends are
+    /// as the ranking saw them), and the ranking already chose the costs.
+    const RANKED: Self = Self {
+        max_absorbed: 1,
+        max_cost: f64::INFINITY,
+    };
+
+    /// A coarse pass: survivors go on absorbing, each collapse under the tolerance at the cost
+    /// it has then (its ends may have moved since the candidates were gathered).
+    fn coarse(tolerance: f64) -> Self {
+        Self {
+            max_absorbed: COARSE_MAX_ABSORBED,
+            max_cost: tolerance,
+        }
+    }
 }
 
 /// Per-vertex marks valid for one check: a mark is `stamp << 2` plus bit 0 (a neighbour of
@@ -353,7 +378,30 @@ impl NeighbourMarks {
     }
 }
 
-impl Block<'_> {
+impl<'a> Block<'a> {
+    /// The block of vertices `lo..lo + pos.len()`, given their slices of the per-vertex state.
+    fn new(
+        lo: u32,
+        pos: &'a mut [[f64; 3]],
+        quadric: &'a mut [Quadric],
+        absorbed: &'a mut [u8],
+        next: &'a mut [u32],
+        rules: PassRules,
+    ) -> Self {
+        let len = pos.len();
+        Self {
+            lo,
+            pos,
+            quadric,
+            absorbed,
+            next,
+            rules,
+            marks: NeighbourMarks::new(len),
+            ru: Vec::new(),
+            rv: Vec::new(),
+        }
+    }
+
     fn owns(&self, v: u32) -> bool {
         v >= self.lo && ((v - self.lo) as usize) < self.pos.len()
     }
@@ -396,17 +444,14 @@ impl Block<'_> {
             return Err(Refused::Foreign);
         }
         let (au, av) = (self.absorbed[self.at(u)], self.absorbed[self.at(v)]);
-        if au == REMOVED || av == REMOVED || au >= self.max_absorbed || av >= self.max_absorbed {
+        let max = self.rules.max_absorbed;
+        if au == REMOVED || av == REMOVED || au >= max || av >= max {
             return Err(Refused::Illegal);
         }
         // The cost first: on a coarse pass it is what most refusals are for, and it needs
         // no ring.
-        let (p, cost) = {
-            let mut q = self.quadric[self.at(u)];
-            add(&mut q, &self.quadric[self.at(v)]);
-            best_point(&q, self.p(u), self.p(v))
-        };
-        if cost > self.max_cost {
+        let (p, cost) = collapse_point(self.pos, self.quadric, self.at(u), self.at(v));
+        if cost > self.rules.max_cost {
             return Err(Refused::Illegal);
         }
         let mut ru = std::mem::take(&mut self.ru);
@@ -669,7 +714,7 @@ pub fn decimate_timed(
                         if t[0] == DEAD || u > v {
                             costs[k] = f32::NAN;
                         } else if absorbed[u as usize] != 0 || absorbed[v as usize] != 0 {
-                            let cost = collapse_point(pos, quadric, u, v).1;
+                            let cost = collapse_point(pos, quadric, u as usize, v as usize).1;
                             costs[k] = if cost <= max_cost {
                                 cost as f32
                             } else {
@@ -768,10 +813,10 @@ pub fn decimate_timed(
         };
         absorbed.par_iter_mut().for_each(|a| *a = 0);
         next.par_iter_mut().for_each(|w| *w = NO_VERTEX);
-        let (max_absorbed, pass_max_cost) = if coarse {
-            (COARSE_MAX_ABSORBED, f64::from(coarse_cost))
+        let rules = if coarse {
+            PassRules::coarse(f64::from(coarse_cost))
         } else {
-            (1, f64::INFINITY)
+            PassRules::RANKED
         };
         let parallel_start = std::time::Instant::now();
         let results: Vec<Result<(usize, usize, Vec<Candidate>), MeshingError>> = pos
@@ -782,19 +827,8 @@ pub fn decimate_timed(
             .enumerate()
             .map(
                 |(b, (((pos, quadric), (absorbed, next)), (list, &quota)))| -> Result<_, MeshingError> {
-                    let len = pos.len();
-                    let mut blk = Block {
-                        lo: (b * block) as u32,
-                        pos,
-                        quadric,
-                        marks: NeighbourMarks::new(len),
-                        absorbed,
-                        next,
-                        max_absorbed,
-                        max_cost: pass_max_cost,
-                        ru: Vec::new(),
-                        rv: Vec::new(),
-                    };
+                    let mut blk =
+                        Block::new((b * block) as u32, pos, quadric, absorbed, next, rules);
                     let mut collapsed = 0;
                     let mut walked = 0;
                     let mut foreign = Vec::new();
@@ -833,18 +867,7 @@ pub fn decimate_timed(
         if !coarse {
             sort_by_cost(&mut rest, &mut scratch);
         }
-        let mut all = Block {
-            lo: 0,
-            pos: &mut pos,
-            quadric: &mut quadric,
-            absorbed: &mut absorbed,
-            next: &mut next,
-            max_absorbed,
-            max_cost: pass_max_cost,
-            marks: NeighbourMarks::new(n),
-            ru: Vec::new(),
-            rv: Vec::new(),
-        };
+        let mut all = Block::new(0, &mut pos, &mut quadric, &mut absorbed, &mut next, rules);
         for (i, c) in rest.iter().enumerate() {
             if collapsed == needed {
                 break;
@@ -921,19 +944,18 @@ mod tests {
         }
 
         fn block(&mut self, max_absorbed: u8) -> Block<'_> {
-            let n = self.pos.len();
-            Block {
-                lo: 0,
-                pos: &mut self.pos,
-                quadric: &mut self.quadric,
-                absorbed: &mut self.absorbed,
-                next: &mut self.next,
+            let rules = PassRules {
                 max_absorbed,
                 max_cost: f64::INFINITY,
-                marks: NeighbourMarks::new(n),
-                ru: Vec::new(),
-                rv: Vec::new(),
-            }
+            };
+            Block::new(
+                0,
+                &mut self.pos,
+                &mut self.quadric,
+                &mut self.absorbed,
+                &mut self.next,
+                rules,
+            )
         }
     }
 
