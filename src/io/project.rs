@@ -1022,7 +1022,9 @@ mod tests {
         );
         mesh.compute_normals();
         ProjectContents {
-            scene: serde_json::json!({"note": "anything"}),
+            // A figure whose shortest decimal form serde_json's default float parser reads back
+            // one ulp off: scene reports (accuracy p95s) must reopen bit for bit.
+            scene: serde_json::json!({"note": "anything", "p95_mm": 0.41005516052246804}),
             volumes: vec![
                 VolumeMember {
                     key: "ct".into(),
