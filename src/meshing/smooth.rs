@@ -131,33 +131,41 @@ pub fn taubin(
             .max_offset_voxels
             .map(|m| (a, spacing.map(|s| s * m)))
     });
+    // Chunks of vertices per task, not one vertex each: the loop body is a few adds, so
+    // per-item scheduling would cost as much as the work.
+    const CHUNK: usize = 4096;
     let step = |from: &[[f32; 3]], to: &mut [[f32; 3]], factor: f32| {
-        to.par_iter_mut().enumerate().for_each(|(v, out)| {
-            let nb = adjacency.of(v);
-            let p = from[v];
-            if nb.is_empty() {
-                *out = p;
-                return;
-            }
-            let mut avg = [0.0f32; 3];
-            for &n in nb {
-                let q = from[n as usize];
-                for d in 0..3 {
-                    avg[d] += q[d];
+        to.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+            let first = c * CHUNK;
+            let starts = &adjacency.start[first..=first + out.len()];
+            for (i, out) in out.iter_mut().enumerate() {
+                let v = first + i;
+                let nb = &adjacency.neighbours[starts[i] as usize..starts[i + 1] as usize];
+                let p = from[v];
+                if nb.is_empty() {
+                    *out = p;
+                    continue;
                 }
-            }
-            let inv = 1.0 / nb.len() as f32;
-            let mut r = [0.0f32; 3];
-            for d in 0..3 {
-                r[d] = p[d] + factor * (avg[d] * inv - p[d]);
-            }
-            if let Some((anchor, half)) = limit {
-                let a = anchor[v];
-                for d in 0..3 {
-                    r[d] = r[d].clamp(a[d] - half[d], a[d] + half[d]);
+                let mut avg = [0.0f32; 3];
+                for &n in nb {
+                    let q = from[n as usize];
+                    avg[0] += q[0];
+                    avg[1] += q[1];
+                    avg[2] += q[2];
                 }
+                let w = factor / nb.len() as f32;
+                let mut r = [0.0f32; 3];
+                for d in 0..3 {
+                    r[d] = p[d] + (avg[d] * w - factor * p[d]);
+                }
+                if let Some((anchor, half)) = limit {
+                    let a = anchor[v];
+                    for d in 0..3 {
+                        r[d] = r[d].clamp(a[d] - half[d], a[d] + half[d]);
+                    }
+                }
+                *out = r;
             }
-            *out = r;
         });
     };
     for it in 0..params.iterations {
