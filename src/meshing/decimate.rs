@@ -790,21 +790,31 @@ pub fn decimate_timed(
                 rest.push(*c);
             }
         }
-        if !coarse {
-            per_block
-                .par_iter_mut()
-                .for_each(|list| sort_by_cost(list, &mut Vec::new()));
-        }
         // Each block walks its own edges up to a quota: its share of the cheapest `needed`
         // edges (of all of them, on a coarse pass). The quotas sum to at most `needed`, so the
         // parallel phase never overshoots the target, whatever the scheduling.
+        //
+        // A ranked pass's block puts its edges under the cut first, in the order they came
+        // (face order, which follows the surface slab by slab), not cheapest first: every one
+        // of them is among the cheapest `needed`, so the order only decides which of two
+        // touching edges goes first, and walking in surface order keeps the rings it gathers
+        // in cache (in cost order a collapse cost three times as much, measured on the body
+        // phantom). The dearer edges after them are the serial sweep's, which ranks them.
         let mut quota: Vec<usize> = if coarse {
             per_block.iter().map(Vec::len).collect()
         } else {
             let cut = cost_quantile(&edge_cost, valid, needed);
             per_block
-                .iter()
-                .map(|list| list.partition_point(|c| c.cost <= cut))
+                .par_iter_mut()
+                .map(|list| {
+                    let (under, over): (Vec<Candidate>, Vec<Candidate>) =
+                        list.iter().partition(|c| c.cost <= cut);
+                    let quota = under.len();
+                    list.clear();
+                    list.extend(under);
+                    list.extend(over);
+                    quota
+                })
                 .collect()
         };
         let shared_out: usize = quota.iter().sum();
