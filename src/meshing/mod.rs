@@ -171,13 +171,7 @@ fn postprocess(
             decimate::decimate_timed(&mesh, target, ctx, times)
         })?;
     }
-    if params.fill_holes {
-        times.time("fill holes", || repair::fill_holes(&mut mesh));
-    }
-    times.time("orient outward", || repair::orient_outward(&mut mesh));
-    times.time("split non-manifold", || {
-        repair::split_non_manifold(&mut mesh)
-    });
+    repair::fill_orient_split(&mut mesh, params.fill_holes, times);
     times.time("normals", || mesh.compute_normals());
     Ok(mesh)
 }

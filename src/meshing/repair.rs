@@ -1,6 +1,7 @@
 //! Repairs and checks a printable part needs: duplicate vertices, orientation, holes, small
 //! islands, and a report of boundary / non-manifold edges and self-intersections.
 
+use super::stages::StageTimes;
 use crate::volume::TriMesh;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ pub struct MeshCheck {
 /// Every face corner's edge as (lo << 32 | hi, corner = 3 × face + k), sorted: each run of one
 /// key is the faces around one edge. A counting sort by the lower end (corners in order), then
 /// each vertex's few edges by the higher end: the order of a full sort, in linear time.
-fn sorted_edges(mesh: &TriMesh) -> Vec<(u64, u32)> {
+pub(crate) fn sorted_edges(mesh: &TriMesh) -> Vec<(u64, u32)> {
     let key = |t: &[u32; 3], k: usize| {
         let (a, b) = (t[k], t[(k + 1) % 3]);
         (u64::from(a.min(b)) << 32) | u64::from(a.max(b))
@@ -163,10 +164,17 @@ pub fn face_components(mesh: &TriMesh) -> (Vec<u32>, usize) {
 
 /// Makes neighbouring faces agree on winding, then turns each closed component outward.
 pub fn orient_outward(mesh: &mut TriMesh) {
+    let edges = sorted_edges(mesh);
+    orient_outward_with(mesh, &edges);
+}
+
+/// [`orient_outward`] given the mesh's [`sorted_edges`]; returns whether any face was turned
+/// (which makes them stale: a turned face's corners run along other edges).
+pub(crate) fn orient_outward_with(mesh: &mut TriMesh, edges: &[(u64, u32)]) -> bool {
     // The face across each corner's edge when exactly two faces share it (else none): only
     // manifold edges are walked across.
     let mut across = vec![u32::MAX; 3 * mesh.indices.len()];
-    for run in edge_runs(&sorted_edges(mesh)) {
+    for run in edge_runs(edges) {
         if let [(_, c0), (_, c1)] = run {
             across[*c0 as usize] = c1 / 3;
             across[*c1 as usize] = c0 / 3;
@@ -208,9 +216,11 @@ pub fn orient_outward(mesh: &mut TriMesh) {
         }
         comp_count += 1;
     }
+    let mut turned = false;
     for (t, &flipped) in mesh.indices.iter_mut().zip(&flip) {
         if flipped {
             t.swap(1, 2);
+            turned = true;
         }
     }
     // Relative to one vertex, so large LPS offsets do not cancel the digits of small shells.
@@ -239,9 +249,11 @@ pub fn orient_outward(mesh: &mut TriMesh) {
     for f in 0..n {
         if flip_comp[comp[f] as usize] {
             mesh.indices[f].swap(1, 2);
+            turned = true;
         }
     }
     mesh.normals.clear();
+    turned
 }
 
 /// For each face component, how many other components enclose it: the number of components
@@ -406,11 +418,33 @@ pub fn remove_small_components(mesh: &mut TriMesh, min_mm3: f64) -> usize {
     removed
 }
 
+/// [`fill_holes`] (when `fill`), [`orient_outward`] and [`split_non_manifold`] in turn, on one
+/// edge table: it is sorted again only after a repair that changes it, which on a closed,
+/// consistently wound surface (what extraction and decimation make) none does. Each step's
+/// time goes to `times`.
+pub(crate) fn fill_orient_split(mesh: &mut TriMesh, fill: bool, times: &StageTimes) {
+    let mut edges = times.time("repair: edge table", || sorted_edges(mesh));
+    if fill && times.time("fill holes", || fill_holes_with(mesh, &edges)) > 0 {
+        edges = times.time("repair: edge table", || sorted_edges(mesh));
+    }
+    if times.time("orient outward", || orient_outward_with(mesh, &edges)) {
+        edges = times.time("repair: edge table", || sorted_edges(mesh));
+    }
+    times.time("split non-manifold", || split_non_manifold_with(mesh, &edges));
+}
+
 /// Closes each boundary loop with a fan around its centroid; returns the number of holes filled.
 pub fn fill_holes(mesh: &mut TriMesh) -> usize {
+    let edges = sorted_edges(mesh);
+    fill_holes_with(mesh, &edges)
+}
+
+/// [`fill_holes`] given the mesh's [`sorted_edges`]; they are stale once it returns non-zero
+/// (the patches' edges are not in them).
+pub(crate) fn fill_holes_with(mesh: &mut TriMesh, edges: &[(u64, u32)]) -> usize {
     // Directed boundary edges a→b; the patch must run b→a.
     let mut next: HashMap<u32, u32> = HashMap::new();
-    for run in edge_runs(&sorted_edges(mesh)) {
+    for run in edge_runs(edges) {
         if let [(_, c)] = run {
             let t = mesh.indices[*c as usize / 3];
             let k = *c as usize % 3;
@@ -562,11 +596,17 @@ pub fn triangles_intersect(a: [[f64; 3]; 3], b: [[f64; 3]; 3]) -> bool {
 /// per fan. Copies move a tenth of the way into their own fan, so readers that weld by
 /// position (STL, slicers) keep the sheets apart. Call it on an outward-oriented mesh.
 pub fn split_non_manifold(mesh: &mut TriMesh) -> usize {
+    let edges = sorted_edges(mesh);
+    split_non_manifold_with(mesh, &edges)
+}
+
+/// [`split_non_manifold`] given the mesh's [`sorted_edges`].
+pub(crate) fn split_non_manifold_with(mesh: &mut TriMesh, edges: &[(u64, u32)]) -> usize {
     let n = mesh.indices.len();
     if n == 0 {
         return 0;
     }
-    let mut parent = corner_classes(mesh, true);
+    let mut parent = corner_classes(mesh, edges, true);
     // One vertex per corner class; the first class met at a vertex keeps its id.
     let vertex_count = mesh.positions_world_mm.len();
     let mut owner: Vec<u32> = vec![u32::MAX; vertex_count];
@@ -642,12 +682,12 @@ fn find(p: &mut [u32], mut x: u32) -> u32 {
 /// Union-find over face corners (`3 * face + k`): corners at one vertex are joined across
 /// every manifold edge, and across non-manifold edges by angular pairing when `pair_wedges`.
 /// Each class is one fan, i.e. one vertex of a manifold mesh.
-fn corner_classes(mesh: &TriMesh, pair_wedges: bool) -> Vec<u32> {
+fn corner_classes(mesh: &TriMesh, edges: &[(u64, u32)], pair_wedges: bool) -> Vec<u32> {
     let n = mesh.indices.len();
     // (edge key, face, runs lo→hi) sorted by key: the faces around each edge.
-    let edges: Vec<(u64, u32, bool)> = sorted_edges(mesh)
-        .into_par_iter()
-        .map(|(key, c)| (key, c / 3, runs_up(mesh, c)))
+    let edges: Vec<(u64, u32, bool)> = edges
+        .par_iter()
+        .map(|&(key, c)| (key, c / 3, runs_up(mesh, c)))
         .collect();
     let mut parent: Vec<u32> = (0..3 * n as u32).collect();
     let corner = |f: u32, v: u32| -> u32 {
@@ -731,7 +771,7 @@ fn pair_within_classes(roots: &[(u32, u32, bool)]) -> Option<Vec<(u32, u32)>> {
 
 /// Vertices whose faces form more than one fan (sheets touching at a point).
 pub fn non_manifold_vertices(mesh: &TriMesh) -> usize {
-    let mut parent = corner_classes(mesh, false);
+    let mut parent = corner_classes(mesh, &sorted_edges(mesh), false);
     let mut owner: Vec<u32> = vec![u32::MAX; mesh.positions_world_mm.len()];
     let mut pinched = vec![false; mesh.positions_world_mm.len()];
     for f in 0..mesh.indices.len() {
@@ -927,6 +967,33 @@ mod tests {
             indices.extend(m.indices.iter().map(|t| t.map(|v| v + base)));
         }
         TriMesh::new(positions, indices)
+    }
+
+    #[test]
+    fn repairs_on_one_edge_table_match_the_repairs_one_by_one() {
+        // Every repair has work here: cubes touching along an edge (non-manifold), a face
+        // taken out (a hole), shells wound inward and a cavity.
+        let mut touching = cubes(&[[0, 0, 0], [1, 1, 0]]);
+        touching.indices.remove(3);
+        let cases = [
+            touching,
+            union(&[box_shell(0.0, 6.0, false), box_shell(2.0, 2.0, true)]),
+            cubes(&[[0, 0, 0], [1, 0, 0]]),
+        ];
+        for (i, case) in cases.into_iter().enumerate() {
+            for fill in [false, true] {
+                let mut apart = case.clone();
+                if fill {
+                    fill_holes(&mut apart);
+                }
+                orient_outward(&mut apart);
+                split_non_manifold(&mut apart);
+                let mut shared = case.clone();
+                let times = StageTimes::default();
+                fill_orient_split(&mut shared, fill, &times);
+                assert_eq!(shared, apart, "case {i}, fill {fill}");
+            }
+        }
     }
 
     #[test]
