@@ -430,7 +430,9 @@ pub(crate) fn fill_orient_split(mesh: &mut TriMesh, fill: bool, times: &StageTim
     if times.time("orient outward", || orient_outward_with(mesh, &edges)) {
         edges = times.time("repair: edge table", || sorted_edges(mesh));
     }
-    times.time("split non-manifold", || split_non_manifold_with(mesh, &edges));
+    times.time("split non-manifold", || {
+        split_non_manifold_with(mesh, &edges)
+    });
 }
 
 /// Closes each boundary loop with a fan around its centroid; returns the number of holes filled.
