@@ -671,7 +671,6 @@ pub fn decimate_timed(
     let mut live = start_faces;
     // Cost of the edge leaving corner k of face f (f32::NAN: not an edge to rank).
     let mut edge_cost = vec![f32::NAN; 3 * start_faces];
-    let mut candidates: Vec<Candidate> = Vec::new();
     let mut scratch: Vec<Candidate> = Vec::new();
     // How many candidates a pass ranks, per collapse still needed.
     let mut breadth = 2;
@@ -761,35 +760,46 @@ pub fn decimate_timed(
         } else {
             cost_quantile(&edge_cost, valid, take)
         };
-        candidates.clear();
-        candidates.par_extend(
-            edge_cost
-                .par_iter()
-                .enumerate()
-                .filter(|(_, c)| **c <= threshold)
-                .map(|(i, &cost)| {
-                    let t = load(&faces[i / 3]);
-                    Candidate {
-                        cost,
-                        u: t[i % 3],
-                        v: t[(i % 3 + 1) % 3],
-                    }
-                }),
-        );
-        // Each block ranks the candidates it owns (both ends in it), blocks in parallel, so no
-        // serial sort runs over all of them; the rest straddle a seam and wait for the serial
-        // sweep. A coarse pass takes every edge under its tolerance in any order: no ranking.
+        // Each block takes the candidates it owns (both ends in it); the rest straddle a seam
+        // and wait for the serial sweep. Gathered a run of faces per task, each into its own
+        // per-block lists, then joined block by block in run order: no serial pass over all
+        // candidates, and the lists do not depend on scheduling.
         let blocks = n.div_ceil(block);
-        let mut per_block: Vec<Vec<Candidate>> = vec![Vec::new(); blocks];
-        let mut rest: Vec<Candidate> = Vec::new();
-        for c in &candidates {
-            let b = c.u as usize / block;
-            if c.v as usize / block == b {
-                per_block[b].push(*c);
-            } else {
-                rest.push(*c);
-            }
-        }
+        const RUN: usize = 1 << 16;
+        let runs: Vec<Vec<Vec<Candidate>>> = faces
+            .par_chunks(RUN)
+            .zip(edge_cost.par_chunks(3 * RUN))
+            .map(|(run_faces, costs)| {
+                let mut lists: Vec<Vec<Candidate>> = vec![Vec::new(); blocks + 1];
+                for (f, c) in run_faces.iter().zip(costs.chunks_exact(3)) {
+                    if !c.iter().any(|&c| c <= threshold) {
+                        continue;
+                    }
+                    let t = load(f);
+                    for k in 0..3 {
+                        if c[k] <= threshold {
+                            let (u, v) = (t[k], t[(k + 1) % 3]);
+                            let b = u as usize / block;
+                            let slot = if v as usize / block == b { b } else { blocks };
+                            lists[slot].push(Candidate { cost: c[k], u, v });
+                        }
+                    }
+                }
+                lists
+            })
+            .collect();
+        let mut per_block: Vec<Vec<Candidate>> = (0..=blocks)
+            .into_par_iter()
+            .map(|b| {
+                let mut list = Vec::with_capacity(runs.iter().map(|r| r[b].len()).sum());
+                for r in &runs {
+                    list.extend_from_slice(&r[b]);
+                }
+                list
+            })
+            .collect();
+        drop(runs);
+        let mut rest = per_block.pop().unwrap_or_default();
         // Each block walks its own edges up to a quota: its share of the cheapest `needed`
         // edges (of all of them, on a coarse pass). The quotas sum to at most `needed`, so the
         // parallel phase never overshoots the target, whatever the scheduling.
