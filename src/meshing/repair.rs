@@ -455,7 +455,10 @@ pub(crate) fn fill_holes_with(mesh: &mut TriMesh, edges: &[(u64, u32)]) -> usize
     }
     let mut filled = 0;
     let mut done: std::collections::HashSet<u32> = Default::default();
-    let starts: Vec<u32> = next.keys().copied().collect();
+    // In id order, not the map's (random) order: each loop's fan then starts at its lowest
+    // vertex, and the same mesh gets the same patches, face for face, every run.
+    let mut starts: Vec<u32> = next.keys().copied().collect();
+    starts.sort_unstable();
     for s in starts {
         if done.contains(&s) {
             continue;
