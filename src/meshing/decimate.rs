@@ -765,12 +765,14 @@ pub fn decimate_timed(
         // per-block lists, then joined block by block in run order: no serial pass over all
         // candidates, and the lists do not depend on scheduling.
         let blocks = n.div_ceil(block);
+        // The list after the blocks' own: edges across a seam.
+        let seam = blocks;
         const RUN: usize = 1 << 16;
         let runs: Vec<Vec<Vec<Candidate>>> = faces
             .par_chunks(RUN)
             .zip(edge_cost.par_chunks(3 * RUN))
             .map(|(run_faces, costs)| {
-                let mut lists: Vec<Vec<Candidate>> = vec![Vec::new(); blocks + 1];
+                let mut lists: Vec<Vec<Candidate>> = vec![Vec::new(); seam + 1];
                 for (f, c) in run_faces.iter().zip(costs.chunks_exact(3)) {
                     if !c.iter().any(|&c| c <= threshold) {
                         continue;
@@ -780,7 +782,7 @@ pub fn decimate_timed(
                         if c[k] <= threshold {
                             let (u, v) = (t[k], t[(k + 1) % 3]);
                             let b = u as usize / block;
-                            let slot = if v as usize / block == b { b } else { blocks };
+                            let slot = if v as usize / block == b { b } else { seam };
                             lists[slot].push(Candidate { cost: c[k], u, v });
                         }
                     }
@@ -788,16 +790,7 @@ pub fn decimate_timed(
                 lists
             })
             .collect();
-        let mut per_block: Vec<Vec<Candidate>> = (0..=blocks)
-            .into_par_iter()
-            .map(|b| {
-                let mut list = Vec::with_capacity(runs.iter().map(|r| r[b].len()).sum());
-                for r in &runs {
-                    list.extend_from_slice(&r[b]);
-                }
-                list
-            })
-            .collect();
+        let mut per_block = super::join_runs(&runs, seam + 1);
         drop(runs);
         let mut rest = per_block.pop().unwrap_or_default();
         // Each block walks its own edges up to a quota: its share of the cheapest `needed`
@@ -817,12 +810,12 @@ pub fn decimate_timed(
             per_block
                 .par_iter_mut()
                 .map(|list| {
-                    let (under, over): (Vec<Candidate>, Vec<Candidate>) =
-                        list.iter().partition(|c| c.cost <= cut);
+                    let (mut under, over): (Vec<Candidate>, Vec<Candidate>) = std::mem::take(list)
+                        .into_iter()
+                        .partition(|c| c.cost <= cut);
                     let quota = under.len();
-                    list.clear();
-                    list.extend(under);
-                    list.extend(over);
+                    under.extend(over);
+                    *list = under;
                     quota
                 })
                 .collect()

@@ -309,14 +309,8 @@ pub fn label_surfaces_timed(
             per_label
         })
         .collect();
-    let mut per_label: Vec<Vec<[(u32, u8); 3]>> = (0..labels.len())
-        .map(|s| Vec::with_capacity(chunks.iter().map(|c| c[s].len()).sum()))
-        .collect();
-    for chunk in chunks {
-        for (all, part) in per_label.iter_mut().zip(chunk) {
-            all.extend_from_slice(&part);
-        }
-    }
+    let per_label = join_runs(&chunks, labels.len());
+    drop(chunks);
     times.add(
         "split quads per label",
         simple_secs + split_start.elapsed().as_secs_f64(),
@@ -360,6 +354,25 @@ pub fn label_surfaces_timed(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(surfaces)
+}
+
+/// Joins lists gathered a run at a time (`runs[r][b]`: run r's items for bucket b) into one
+/// list per bucket, in run order, buckets in parallel: the result does not depend on how the
+/// runs were scheduled.
+pub(crate) fn join_runs<T: Clone + Send + Sync>(
+    runs: &[Vec<Vec<T>>],
+    buckets: usize,
+) -> Vec<Vec<T>> {
+    (0..buckets)
+        .into_par_iter()
+        .map(|b| {
+            let mut list = Vec::with_capacity(runs.iter().map(|r| r[b].len()).sum());
+            for r in runs {
+                list.extend_from_slice(&r[b]);
+            }
+            list
+        })
+        .collect()
 }
 
 /// The surface of one label (the ARCHITECTURE entry point).

@@ -90,7 +90,7 @@ pub fn check(mesh: &TriMesh) -> MeshCheck {
     }
     let components = face_components(mesh).1;
     let self_intersecting_pairs = self_intersections(mesh, 100_000);
-    let non_manifold_vertices = non_manifold_vertices(mesh);
+    let non_manifold_vertices = non_manifold_vertices(mesh, &edges);
     MeshCheck {
         faces: mesh.indices.len(),
         vertices: mesh.positions_world_mm.len(),
@@ -775,8 +775,8 @@ fn pair_within_classes(roots: &[(u32, u32, bool)]) -> Option<Vec<(u32, u32)>> {
 }
 
 /// Vertices whose faces form more than one fan (sheets touching at a point).
-pub fn non_manifold_vertices(mesh: &TriMesh) -> usize {
-    let mut parent = corner_classes(mesh, &sorted_edges(mesh), false);
+fn non_manifold_vertices(mesh: &TriMesh, edges: &[(u64, u32)]) -> usize {
+    let mut parent = corner_classes(mesh, edges, false);
     let mut owner: Vec<u32> = vec![u32::MAX; mesh.positions_world_mm.len()];
     let mut pinched = vec![false; mesh.positions_world_mm.len()];
     for f in 0..mesh.indices.len() {

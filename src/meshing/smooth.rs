@@ -136,11 +136,9 @@ pub fn taubin(
     const CHUNK: usize = 4096;
     let step = |from: &[[f32; 3]], to: &mut [[f32; 3]], factor: f32| {
         to.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
-            let first = c * CHUNK;
-            let starts = &adjacency.start[first..=first + out.len()];
             for (i, out) in out.iter_mut().enumerate() {
-                let v = first + i;
-                let nb = &adjacency.neighbours[starts[i] as usize..starts[i + 1] as usize];
+                let v = c * CHUNK + i;
+                let nb = adjacency.of(v);
                 let p = from[v];
                 if nb.is_empty() {
                     *out = p;
