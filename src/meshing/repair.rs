@@ -258,6 +258,10 @@ pub(crate) fn orient_outward_with(mesh: &mut TriMesh, edges: &[(u64, u32)]) -> b
 
 /// For each face component, how many other components enclose it: the number of components
 /// a ray from a point on it (along +x) crosses an odd number of times.
+///
+/// There is one query point per component and usually far fewer components than faces, so
+/// the points (not the faces) are bucketed by (y, z), and the faces are scanned in parallel,
+/// each against the points in the buckets its (y, z) bounds cover.
 fn nesting_depths(mesh: &TriMesh, comp: &[u32], comp_count: usize) -> Vec<u32> {
     if comp_count <= 1 {
         return vec![0; comp_count];
@@ -273,14 +277,17 @@ fn nesting_depths(mesh: &TriMesh, comp: &[u32], comp_count: usize) -> Vec<u32> {
             *slot = Some([0, 1, 2].map(|d| 0.31 * a[d] + 0.33 * b[d] + 0.36 * c[d]));
         }
     }
-    // Faces bucketed by their (y, z) bounds: a ray along x meets only its own bucket's faces.
-    let n = mesh.indices.len();
-    let side = ((n as f64).sqrt() * 0.5).clamp(1.0, 1024.0) as usize;
+    let points: Vec<(u32, [f64; 3])> = query
+        .iter()
+        .enumerate()
+        .filter_map(|(c, q)| q.map(|q| (c as u32, q)))
+        .collect();
+    let side = ((points.len() as f64).sqrt().ceil() as usize).clamp(1, 1024);
     let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-    for p in &mesh.positions_world_mm {
+    for (_, q) in &points {
         for d in 0..2 {
-            lo[d] = lo[d].min(f64::from(p[d + 1]));
-            hi[d] = hi[d].max(f64::from(p[d + 1]));
+            lo[d] = lo[d].min(q[d + 1]);
+            hi[d] = hi[d].max(q[d + 1]);
         }
     }
     let scale = [0, 1].map(|d| {
@@ -291,65 +298,70 @@ fn nesting_depths(mesh: &TriMesh, comp: &[u32], comp_count: usize) -> Vec<u32> {
             0.0
         }
     });
-    let cell = |y: f64, z: f64| -> [usize; 2] {
-        [(y, 0), (z, 1)].map(|(x, d)| (((x - lo[d]) * scale[d]).max(0.0) as usize).min(side - 1))
-    };
-    let face_cells = |t: &[u32; 3]| {
-        let p = t.map(pos);
-        let a = cell(
-            p[0][1].min(p[1][1]).min(p[2][1]),
-            p[0][2].min(p[1][2]).min(p[2][2]),
-        );
-        let b = cell(
-            p[0][1].max(p[1][1]).max(p[2][1]),
-            p[0][2].max(p[1][2]).max(p[2][2]),
-        );
-        (a, b)
-    };
+    let cell = |x: f64, d: usize| (((x - lo[d]) * scale[d]).max(0.0) as usize).min(side - 1);
     let mut start = vec![0u32; side * side + 1];
-    for t in &mesh.indices {
-        let (a, b) = face_cells(t);
-        for z in a[1]..=b[1] {
-            for y in a[0]..=b[0] {
-                start[y + side * z + 1] += 1;
-            }
-        }
+    for (_, q) in &points {
+        start[cell(q[1], 0) + side * cell(q[2], 1) + 1] += 1;
     }
     for c in 0..side * side {
         start[c + 1] += start[c];
     }
     let mut fill: Vec<u32> = start[..side * side].to_vec();
-    let mut bucket = vec![0u32; start[side * side] as usize];
-    for (f, t) in mesh.indices.iter().enumerate() {
-        let (a, b) = face_cells(t);
-        for z in a[1]..=b[1] {
-            for y in a[0]..=b[0] {
-                let c = y + side * z;
-                bucket[fill[c] as usize] = f as u32;
-                fill[c] += 1;
-            }
-        }
+    let mut bucket = vec![0u32; points.len()];
+    for (i, (_, q)) in points.iter().enumerate() {
+        let c = cell(q[1], 0) + side * cell(q[2], 1);
+        bucket[fill[c] as usize] = i as u32;
+        fill[c] += 1;
     }
-    query
+    // (component of the query, component of a face its ray crosses), in any order: only the
+    // parity of each pair's count matters.
+    let mut crossings: Vec<(u32, u32)> = mesh
+        .indices
         .par_iter()
         .enumerate()
-        .map(|(own, q)| {
-            let Some(q) = *q else { return 0 };
-            let [cy, cz] = cell(q[1], q[2]);
-            let c = cy + side * cz;
-            let mut crossed: Vec<u32> = bucket[start[c] as usize..start[c + 1] as usize]
-                .iter()
-                .filter(|&&f| comp[f as usize] != own as u32)
-                .filter(|&&f| ray_crosses(mesh, mesh.indices[f as usize], q))
-                .map(|&f| comp[f as usize])
-                .collect();
-            crossed.sort_unstable();
-            crossed
-                .chunk_by(|a, b| a == b)
-                .filter(|run| run.len() % 2 == 1)
-                .count() as u32
+        .fold(Vec::new, |mut out, (f, &t)| {
+            let p = t.map(pos);
+            let (y0, y1) = (
+                p[0][1].min(p[1][1]).min(p[2][1]),
+                p[0][1].max(p[1][1]).max(p[2][1]),
+            );
+            let (z0, z1) = (
+                p[0][2].min(p[1][2]).min(p[2][2]),
+                p[0][2].max(p[1][2]).max(p[2][2]),
+            );
+            if y1 < lo[0] || y0 > hi[0] || z1 < lo[1] || z0 > hi[1] {
+                return out;
+            }
+            let own = comp[f];
+            for cz in cell(z0, 1)..=cell(z1, 1) {
+                for cy in cell(y0, 0)..=cell(y1, 0) {
+                    let c = cy + side * cz;
+                    for &i in &bucket[start[c] as usize..start[c + 1] as usize] {
+                        let (qc, q) = points[i as usize];
+                        if qc != own
+                            && (y0..=y1).contains(&q[1])
+                            && (z0..=z1).contains(&q[2])
+                            && ray_crosses(mesh, t, q)
+                        {
+                            out.push((qc, own));
+                        }
+                    }
+                }
+            }
+            out
         })
-        .collect()
+        .reduce(Vec::new, |mut a, mut b| {
+            a.append(&mut b);
+            a
+        });
+    crossings.par_sort_unstable();
+    let mut depth = vec![0u32; comp_count];
+    for run in crossings.chunk_by(|a, b| a == b) {
+        if run.len() % 2 == 1 {
+            depth[run[0].0 as usize] += 1;
+        }
+    }
+    depth
 }
 
 /// Whether the ray from `q` along +x passes through triangle `t`. A ray through an edge or a
@@ -1022,6 +1034,34 @@ mod tests {
             let v = m.signed_volume_mm3();
             assert!((v - expected).abs() < 1e-3, "flips {flips:04b}: volume {v}");
         }
+    }
+
+    #[test]
+    fn nesting_depths_count_the_shells_around_each_shell_over_many_buckets() {
+        // Nine boxes-with-a-cavity-and-an-island spread over (y, z), so the query points fall
+        // into many buckets and a face's bounds cover only some of them: depths 0, 1, 2.
+        let mut parts = Vec::new();
+        for gy in 0..3 {
+            for gz in 0..3 {
+                let offset = [gy as f32 * 3.0, gy as f32 * 10.0, gz as f32 * 10.0 - 400.0];
+                for (lo, size) in [(0.0, 6.0), (2.0, 2.0), (2.5, 1.0)] {
+                    let mut shell = box_shell(lo, size, true);
+                    for p in &mut shell.positions_world_mm {
+                        for d in 0..3 {
+                            p[d] += offset[d];
+                        }
+                    }
+                    parts.push(shell);
+                }
+            }
+        }
+        let m = union(&parts);
+        let (comp, count) = face_components(&m);
+        assert_eq!(count, 27);
+        let depth = nesting_depths(&m, &comp, count);
+        // Components are numbered in face order: shell k of the union is component k.
+        let expected: Vec<u32> = (0..27).map(|k| k % 3).collect();
+        assert_eq!(depth, expected);
     }
 
     #[test]
