@@ -687,13 +687,18 @@ pub fn decimate_timed(
         // Dead faces still cost a visit in every scan below: drop them once they are many.
         if 4 * live < 3 * faces.len() {
             times.time("decimate: compact", || {
-                let keep: Vec<bool> = faces.iter().map(|f| load(f)[0] != DEAD).collect();
-                let mut k = 0;
-                edge_cost.retain(|_| {
-                    k += 1;
-                    keep[(k - 1) / 3]
-                });
-                faces.retain(|f| load(f)[0] != DEAD);
+                // One pass moves each live face and its three edge costs down, in order.
+                let mut kept = 0;
+                for f in 0..faces.len() {
+                    let t = load(&faces[f]);
+                    if t[0] != DEAD {
+                        store(&faces[kept], t);
+                        edge_cost.copy_within(3 * f..3 * f + 3, 3 * kept);
+                        kept += 1;
+                    }
+                }
+                faces.truncate(kept);
+                edge_cost.truncate(3 * kept);
             });
             first_inc = None;
         }
