@@ -173,13 +173,7 @@ pub fn orient_outward(mesh: &mut TriMesh) {
 pub(crate) fn orient_outward_with(mesh: &mut TriMesh, edges: &[(u64, u32)]) -> bool {
     // The face across each corner's edge when exactly two faces share it (else none): only
     // manifold edges are walked across.
-    let mut across = vec![u32::MAX; 3 * mesh.indices.len()];
-    for run in edge_runs(edges) {
-        if let [(_, c0), (_, c1)] = run {
-            across[*c0 as usize] = c1 / 3;
-            across[*c1 as usize] = c0 / 3;
-        }
-    }
+    let across = faces_across(mesh, edges, false);
     let n = mesh.indices.len();
     let mut visited = vec![false; n];
     // Faces are flipped at the end, so `across` (by corner) stays valid during the walk.
@@ -701,36 +695,45 @@ fn split_at(mesh: &mut TriMesh, edges: &[(u64, u32)], only: Option<&[bool]>) -> 
     added
 }
 
+/// The face across each corner's edge where exactly two faces share that edge (running
+/// opposite ways, when `opposite`), else `u32::MAX`: how walks over a surface cross its edges.
+fn faces_across(mesh: &TriMesh, edges: &[(u64, u32)], opposite: bool) -> Vec<u32> {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    let across: Vec<AtomicU32> = (0..3 * mesh.indices.len())
+        .into_par_iter()
+        .map(|_| AtomicU32::new(u32::MAX))
+        .collect();
+    edges.par_chunk_by(|x, y| x.0 == y.0).for_each(|run| {
+        if let [(_, c0), (_, c1)] = run {
+            if !opposite || runs_up(mesh, *c0) != runs_up(mesh, *c1) {
+                across[*c0 as usize].store(c1 / 3, Relaxed);
+                across[*c1 as usize].store(c0 / 3, Relaxed);
+            }
+        }
+    });
+    across.into_par_iter().map(AtomicU32::into_inner).collect()
+}
+
 /// The vertices a split may change: the ends of every edge that does not join exactly two
 /// faces running opposite ways, and the vertices whose faces form more than one fan (found by
 /// walking around each vertex). Extraction and decimation leave few or none, and this runs
 /// in parallel, so the serial union-find is left with those few.
 fn irregular_vertices(mesh: &TriMesh, edges: &[(u64, u32)]) -> Vec<bool> {
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-    let n = mesh.indices.len();
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     let vertex_count = mesh.positions_world_mm.len();
     let irregular: Vec<AtomicBool> = (0..vertex_count)
         .into_par_iter()
         .map(|_| AtomicBool::new(false))
         .collect();
-    // The face across each corner's edge, where that edge is paired.
-    let across: Vec<AtomicU32> = (0..3 * n)
-        .into_par_iter()
-        .map(|_| AtomicU32::new(u32::MAX))
-        .collect();
-    edges
-        .par_chunk_by(|x, y| x.0 == y.0)
-        .for_each(|run| match run {
-            [(_, c0), (_, c1)] if runs_up(mesh, *c0) != runs_up(mesh, *c1) => {
-                across[*c0 as usize].store(c1 / 3, Relaxed);
-                across[*c1 as usize].store(c0 / 3, Relaxed);
-            }
-            _ => {
-                let key = run[0].0;
-                irregular[(key >> 32) as usize].store(true, Relaxed);
-                irregular[key as u32 as usize].store(true, Relaxed);
-            }
-        });
+    let across = faces_across(mesh, edges, true);
+    // Both ends of every edge that is not a pair.
+    across.par_iter().enumerate().for_each(|(c, &g)| {
+        if g == u32::MAX {
+            let t = mesh.indices[c / 3];
+            irregular[t[c % 3] as usize].store(true, Relaxed);
+            irregular[t[(c + 1) % 3] as usize].store(true, Relaxed);
+        }
+    });
     // Each vertex's corner count and first corner, then a walk around it from that corner:
     // one fan iff the walk meets every corner before it comes back.
     let mut corners = vec![0u32; vertex_count];
@@ -759,7 +762,7 @@ fn irregular_vertices(mesh: &TriMesh, edges: &[(u64, u32)]) -> Vec<bool> {
             for step in 1..=count {
                 // Across the edge leaving v at corner c, then on along that face's other edge
                 // at v (every edge at v is paired, or v would be marked already).
-                let g = across[c as usize].load(Relaxed);
+                let g = across[c as usize];
                 let Some(k) = mesh
                     .indices
                     .get(g as usize)
