@@ -207,11 +207,21 @@ pub fn label_surfaces_timed(
     let mut anchors = net.cell_centres_voxel;
     scale_to_grid_mm(geometry, &mut pos);
     scale_to_grid_mm(geometry, &mut anchors);
+    // Which labels are present takes a scan of every voxel: it runs beside the adjacency,
+    // which is mostly one thread's work.
+    let mut present = None;
     if let Some(sp) = &params.smooth {
         ctx.set_stage("Smoothing");
         let adjacency = times.time("smoothing: adjacency", || {
-            let quads: Vec<[u32; 4]> = net.quads.iter().map(|q| q.v).collect();
-            smooth::Adjacency::from_polygons(pos.len(), &quads)
+            let (adjacency, labels) = rayon::join(
+                || {
+                    let quads: Vec<[u32; 4]> = net.quads.iter().map(|q| q.v).collect();
+                    smooth::Adjacency::from_polygons(pos.len(), &quads)
+                },
+                || map.values_present(),
+            );
+            present = Some(labels);
+            adjacency
         });
         let spacing = geometry.spacing_mm.map(|x| x as f32);
         times.time("smoothing: Taubin", || {
@@ -231,8 +241,8 @@ pub fn label_surfaces_timed(
         let (p, q) = (pos[a as usize], pos[b as usize]);
         (0..3).map(|d| (p[d] - q[d]).powi(2)).sum()
     };
-    let mut labels: Vec<u16> = map
-        .values_present()
+    let mut labels: Vec<u16> = present
+        .unwrap_or_else(|| map.values_present())
         .into_iter()
         .filter(|&l| l != 0)
         .collect();

@@ -170,10 +170,34 @@ impl LabelMap {
     }
 
     fn values_present_in(data: &[u16]) -> Vec<u16> {
-        let mut seen = vec![false; 65536];
-        for &v in data {
-            seen[v as usize] = true;
-        }
+        use rayon::prelude::*;
+        // A 512×512×400 map is 105 M voxels: chunks over every core, and a run of one value
+        // (most of a label map) is one vectorised comparison instead of a store per voxel.
+        let seen = data
+            .par_chunks(1 << 20)
+            .fold(
+                || vec![false; 1 << 16],
+                |mut seen, chunk| {
+                    for run in chunk.chunks(32) {
+                        let first = run[0];
+                        if run.iter().all(|&v| v == first) {
+                            seen[first as usize] = true;
+                        } else {
+                            for &v in run {
+                                seen[v as usize] = true;
+                            }
+                        }
+                    }
+                    seen
+                },
+            )
+            .reduce(
+                || vec![false; 1 << 16],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x |= y);
+                    a
+                },
+            );
         (1..=u16::MAX).filter(|v| seen[*v as usize]).collect()
     }
 
@@ -197,6 +221,28 @@ impl LabelMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_present_finds_lone_voxels_in_long_runs() {
+        // Runs of one value over several parallel chunks, and single voxels at the edges of a
+        // 32-voxel run and of a chunk, where the run shortcut could miss them.
+        let len = 3 * (1 << 20) + 77;
+        let mut data: Vec<u16> = (0..len).map(|i| if i < len / 2 { 0 } else { 4 }).collect();
+        for (i, v) in [
+            (31, 9),
+            (32, 65535),
+            ((1 << 20) - 1, 17),
+            (1 << 20, 300),
+            (len - 1, 2),
+        ] {
+            data[i] = v;
+        }
+        let mut expected: Vec<u16> = data.iter().copied().filter(|&v| v != 0).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(LabelMap::values_present_in(&data), expected);
+        assert_eq!(expected, vec![2, 4, 9, 17, 300, 65535]);
+    }
 
     #[test]
     fn table_keeps_sorted_and_skips_background() {
