@@ -8,14 +8,16 @@
 //! renamed in place, so any other vertex's faces are still its pass-start faces minus the
 //! removed ones: the checks of every collapse see the current surface, and the cost of every
 //! edge a ranked pass collapses is exact. An edge's cost is recomputed only when a collapse
-//! moved one of its ends.
+//! moved one of its ends, or after a coarse pass that computed none (below).
 //!
 //! The first passes are coarse: they collapse every legal edge whose cost is under a small
 //! tolerance, in storage order without ranking (under the tolerance, order does not matter for
 //! quality), so the ranked passes start from a much smaller mesh. On a coarse pass a survivor
 //! may go on absorbing (up to [`COARSE_MAX_ABSORBED`] vertices, each collapse checked at its
 //! cost at that moment, its faces found through the rows of the vertices merged into it), so
-//! one pass takes most of the cheap edges instead of at most one per vertex.
+//! one pass takes most of the cheap edges instead of at most one per vertex. While no costs
+//! are known (at the start, or after such a pass), a coarse pass computes none up front: it
+//! walks every edge, and each collapse checks its own cost, as it must anyway.
 
 use super::{MeshingError, StageTimes};
 use crate::jobs::JobContext;
@@ -587,6 +589,37 @@ impl<'a> Block<'a> {
     }
 }
 
+/// About how many edges cost at most `coarse_cost`, from the edges of every 32nd face.
+fn sampled_cheap_edges(
+    faces: &[Face],
+    pos: &[[f64; 3]],
+    quadric: &[Quadric],
+    coarse_cost: f32,
+    max_cost: f64,
+) -> usize {
+    const STRIDE: usize = 32;
+    let sampled: usize = faces
+        .par_iter()
+        .step_by(STRIDE)
+        .map(|f| {
+            let t = load(f);
+            if t[0] == DEAD {
+                return 0;
+            }
+            (0..3)
+                .filter(|&k| {
+                    let (u, v) = (t[k], t[(k + 1) % 3]);
+                    u < v && {
+                        let cost = collapse_point(pos, quadric, u as usize, v as usize).1;
+                        cost <= max_cost && cost as f32 <= coarse_cost
+                    }
+                })
+                .count()
+        })
+        .sum();
+    sampled * STRIDE
+}
+
 /// Vertices per block in a pass's parallel phase: small enough for every thread to get
 /// several blocks, large enough that few collapses straddle a seam.
 fn block_len(vertex_count: usize) -> usize {
@@ -660,8 +693,10 @@ pub fn decimate_timed(
         });
     // The first pass starts from the input faces: the table just built is its table.
     let mut first_inc = Some(first_inc);
-    // Every edge needs a cost on the first pass: as if every vertex had changed.
-    let mut absorbed = vec![1u8; n];
+    // No edge has a cost yet: the first pass that needs costs computes every one.
+    let mut recost_all = true;
+    let mut costless_passes = 0usize;
+    let mut absorbed = vec![0u8; n];
     let mut next = vec![NO_VERTEX; n];
     let (face_target, max_cost) = match target {
         DecimateTarget::Faces(f) => (f, f64::INFINITY),
@@ -706,44 +741,66 @@ pub fn decimate_timed(
         // edges with an end changed by the last pass (all, on the first) change cost.
         // The count of rankable edges comes with the costs, not from another scan.
         let coarse = coarse_passes_left > 0;
-        let (valid, cheap) = times.time("decimate: costs", || {
-            let (pos, quadric, absorbed) = (&pos, &quadric, &absorbed);
-            edge_cost
-                .par_chunks_mut(3)
-                .zip(faces.par_iter())
-                .map(|(costs, f)| {
-                    let t = load(f);
-                    for k in 0..3 {
-                        let (u, v) = (t[k], t[(k + 1) % 3]);
-                        if t[0] == DEAD || u > v {
-                            costs[k] = f32::NAN;
-                        } else if absorbed[u as usize] != 0 || absorbed[v as usize] != 0 {
-                            let cost = collapse_point(pos, quadric, u as usize, v as usize).1;
-                            costs[k] = if cost <= max_cost {
-                                cost as f32
-                            } else {
-                                f32::NAN
-                            };
-                        }
-                    }
-                    let valid = costs.iter().filter(|c| !c.is_nan()).count();
-                    let cheap = costs.iter().filter(|&&c| c <= coarse_cost).count();
-                    (valid, cheap)
-                })
-                .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-        });
         let needed = (live - face_target).div_ceil(2);
+        // While no costs are known, a coarse pass needs none up front: every edge is a
+        // candidate and a collapse checks its own cost, as it must anyway (its ends may have
+        // moved). Quadrics only grow, so an edge over the tolerance at the start stays over
+        // it (the ill-conditioned fallback of `best_point` aside): the pass takes about the
+        // edges a list of the cheap ones would have given it. Most edges change ends in it,
+        // so costs computed before it would mostly be computed again after it. A sample
+        // says whether cheap edges are plentiful enough for a coarse pass at all.
+        let costless = coarse
+            && recost_all
+            && (face_target == 0
+                || sampled_cheap_edges(&faces, &pos, &quadric, coarse_cost, max_cost) >= needed);
+        let (valid, cheap) = if costless {
+            (0, 0)
+        } else {
+            let recost = recost_all;
+            recost_all = false;
+            times.time("decimate: costs", || {
+                let (pos, quadric, absorbed) = (&pos, &quadric, &absorbed);
+                edge_cost
+                    .par_chunks_mut(3)
+                    .zip(faces.par_iter())
+                    .map(|(costs, f)| {
+                        let t = load(f);
+                        for k in 0..3 {
+                            let (u, v) = (t[k], t[(k + 1) % 3]);
+                            if t[0] == DEAD || u > v {
+                                costs[k] = f32::NAN;
+                            } else if recost
+                                || absorbed[u as usize] != 0
+                                || absorbed[v as usize] != 0
+                            {
+                                let cost = collapse_point(pos, quadric, u as usize, v as usize).1;
+                                costs[k] = if cost <= max_cost {
+                                    cost as f32
+                                } else {
+                                    f32::NAN
+                                };
+                            }
+                        }
+                        let valid = costs.iter().filter(|c| !c.is_nan()).count();
+                        let cheap = costs.iter().filter(|&&c| c <= coarse_cost).count();
+                        (valid, cheap)
+                    })
+                    .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            })
+        };
         // Towards a face count, once fewer edges are cheap than collapses are needed, a coarse
         // pass would go a small share of the way (a tenth, measured on the body phantom) for
         // a whole pass's scans: rank instead.
-        let coarse = coarse && (cheap >= needed || face_target == 0);
+        let coarse = coarse && (costless || cheap >= needed || face_target == 0);
         if !coarse {
             coarse_passes_left = 0;
         }
         let rank_start = std::time::Instant::now();
         // Ranking more than the collapses still needed lets a pass get close to the goal
         // although some are illegal or locked; only the cheapest run.
-        let take = if coarse {
+        let take = if costless {
+            usize::MAX
+        } else if coarse {
             cheap
         } else {
             (breadth * needed).min(valid)
@@ -754,6 +811,12 @@ pub fn decimate_timed(
                 continue;
             }
             break;
+        }
+        if costless {
+            // The costs this pass leaves behind are stale: the next pass that ranks or lists
+            // cheap edges computes them all.
+            recost_all = true;
+            costless_passes += 1;
         }
         let ranks_all = !coarse && take == valid;
         // Only edges up to about the take-th cheapest cost are gathered and ranked: the
@@ -773,28 +836,33 @@ pub fn decimate_timed(
         // The list after the blocks' own: edges across a seam.
         let seam = blocks;
         const RUN: usize = 1 << 16;
-        let runs: Vec<Vec<Vec<Candidate>>> = faces
-            .par_chunks(RUN)
-            .zip(edge_cost.par_chunks(3 * RUN))
-            .map(|(run_faces, costs)| {
-                let mut lists: Vec<Vec<Candidate>> = vec![Vec::new(); seam + 1];
-                for (f, c) in run_faces.iter().zip(costs.chunks_exact(3)) {
-                    if !c.iter().any(|&c| c <= threshold) {
-                        continue;
-                    }
-                    let t = load(f);
-                    for k in 0..3 {
-                        if c[k] <= threshold {
-                            let (u, v) = (t[k], t[(k + 1) % 3]);
-                            let b = u as usize / block;
-                            let slot = if v as usize / block == b { b } else { seam };
-                            lists[slot].push(Candidate { cost: c[k], u, v });
+        // A costless pass has no lists: each block walks the faces themselves (below).
+        let runs: Vec<Vec<Vec<Candidate>>> = if costless {
+            Vec::new()
+        } else {
+            faces
+                .par_chunks(RUN)
+                .zip(edge_cost.par_chunks(3 * RUN))
+                .map(|(run_faces, costs)| {
+                    let mut lists: Vec<Vec<Candidate>> = vec![Vec::new(); seam + 1];
+                    for (f, c) in run_faces.iter().zip(costs.chunks_exact(3)) {
+                        if !c.iter().any(|&c| c <= threshold) {
+                            continue;
+                        }
+                        let t = load(f);
+                        for k in 0..3 {
+                            if c[k] <= threshold {
+                                let (u, v) = (t[k], t[(k + 1) % 3]);
+                                let b = u as usize / block;
+                                let slot = if v as usize / block == b { b } else { seam };
+                                lists[slot].push(Candidate { cost: c[k], u, v });
+                            }
                         }
                     }
-                }
-                lists
-            })
-            .collect();
+                    lists
+                })
+                .collect()
+        };
         let mut per_block = super::join_runs(&runs, seam + 1);
         drop(runs);
         let mut rest = per_block.pop().unwrap_or_default();
@@ -808,7 +876,12 @@ pub fn decimate_timed(
         // touching edges goes first, and walking in surface order keeps the rings it gathers
         // in cache (in cost order a collapse cost three times as much, measured on the body
         // phantom). The dearer edges after them are the serial sweep's, which ranks them.
-        let mut quota: Vec<usize> = if coarse {
+        let mut quota: Vec<usize> = if costless {
+            // Shares of `needed` by vertex count (the lists are empty).
+            (0..blocks)
+                .map(|b| needed * (block.min(n - b * block)) / n)
+                .collect()
+        } else if coarse {
             per_block.iter().map(Vec::len).collect()
         } else {
             let cut = cost_quantile(&edge_cost, valid, needed);
@@ -857,6 +930,51 @@ pub fn decimate_timed(
                     let mut collapsed = 0;
                     let mut walked = 0;
                     let mut foreign = Vec::new();
+                    if costless {
+                        // Every edge from the face where it runs from lower to higher id, the
+                        // lower end this block's, in face order: the faces that touch the
+                        // block, from the first of its vertices' rows to the last. Faces are
+                        // read as they are now (another block renames only faces all of whose
+                        // corners are its own, never one with a corner here).
+                        let ids = b * block..(b * block + block).min(n);
+                        let first = ids.clone().filter_map(|u| inc.of(u as u32).first()).min();
+                        let last = ids.filter_map(|u| inc.of(u as u32).last()).max();
+                        let (Some(&first), Some(&last)) = (first, last) else {
+                            return Ok((0, 0, foreign));
+                        };
+                        let mut seen = 0usize;
+                        'faces: for f in first as usize..=last as usize {
+                            let mut t = load(&faces[f]);
+                            for k in 0..3 {
+                                if t[0] == DEAD {
+                                    break;
+                                }
+                                let (u, v) = (t[k], t[(k + 1) % 3]);
+                                if u >= v || !blk.owns(u) {
+                                    continue;
+                                }
+                                if collapsed == quota {
+                                    break 'faces;
+                                }
+                                seen += 1;
+                                if seen % 65536 == 0 {
+                                    ctx.check_cancelled()?;
+                                }
+                                match blk.try_collapse(&faces, &inc, u, v) {
+                                    // The face is gone or renamed: read it again.
+                                    Ok(()) => {
+                                        collapsed += 1;
+                                        t = load(&faces[f]);
+                                    }
+                                    Err(Refused::Foreign) => {
+                                        foreign.push(Candidate { cost: 0.0, u, v })
+                                    }
+                                    Err(Refused::Illegal) => {}
+                                }
+                            }
+                        }
+                        return Ok((collapsed, 0, foreign));
+                    }
                     for c in list {
                         if collapsed == quota {
                             break;
@@ -929,6 +1047,10 @@ pub fn decimate_timed(
         live -= 2 * collapsed;
     }
     times.add("decimate: passes (a count)", passes as f64);
+    times.add(
+        "decimate: passes without costs (a count)",
+        costless_passes as f64,
+    );
     let mut new_id = vec![u32::MAX; n];
     let mut positions = Vec::new();
     let mut indices = Vec::with_capacity(live);
@@ -1025,6 +1147,60 @@ mod tests {
             stages.contains(&"decimate: collapse (blocks)"),
             "{stages:?}"
         );
+    }
+
+    #[test]
+    fn a_first_pass_without_costs_keeps_a_box_closed_and_true() {
+        // A marching-cubes box: its flat sides are mostly edges under the coarse tolerance,
+        // so the first pass walks every edge without a costs pass.
+        let n = 48;
+        let g = crate::volume::VolumeGeometry::axis_aligned([n; 3], [1.0; 3], [0.0; 3])
+            .expect("valid grid");
+        let c = (n as f64 - 1.0) / 2.0;
+        let field = crate::volume::Volume::from_fn(g, |[i, j, k]| {
+            let out = [i, j, k]
+                .iter()
+                .map(|&x| (x as f64 - c).abs())
+                .fold(0.0, f64::max);
+            (18.3 - out) as f32
+        });
+        let full = super::super::isosurface(&field, 0.0, &JobContext::detached()).expect("box");
+        let ctx = JobContext::detached();
+        for target in [
+            DecimateTarget::Faces(full.face_count() / 8),
+            DecimateTarget::MaxErrorMm(0.1),
+        ] {
+            let times = StageTimes::default();
+            let a = decimate_timed(&full, target, &ctx, &times).expect("decimate");
+            let without_costs = times
+                .entries()
+                .iter()
+                .find(|e| e.0 == "decimate: passes without costs (a count)")
+                .map(|e| e.1);
+            assert!(without_costs >= Some(1.0), "{target:?}: {without_costs:?}");
+            let b = decimate(&full, target, &ctx).expect("decimate");
+            assert_eq!(a, b, "{target:?}: same input, same output");
+            if let DecimateTarget::Faces(f) = target {
+                assert!(
+                    a.face_count() <= f && a.face_count() + 20 >= f,
+                    "{}",
+                    a.face_count()
+                );
+            } else {
+                assert!(
+                    a.face_count() * 10 < full.face_count(),
+                    "{}",
+                    a.face_count()
+                );
+            }
+            let check = crate::meshing::check(&a);
+            assert!(
+                check.watertight && check.manifold && check.components == 1,
+                "{check:?}"
+            );
+            let rel = a.signed_volume_mm3() / full.signed_volume_mm3() - 1.0;
+            assert!(rel.abs() < 0.01, "{target:?}: volume changed by {rel}");
+        }
     }
 
     #[test]
