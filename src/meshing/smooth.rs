@@ -125,16 +125,26 @@ pub fn taubin(
     params: &SmoothParams,
     ctx: &JobContext,
 ) -> Result<(), MeshingError> {
-    let mut next = positions.to_vec();
-    let limit = anchors.and_then(|(a, spacing)| {
-        params
-            .max_offset_voxels
-            .map(|m| (a, spacing.map(|s| s * m)))
+    // Four lanes per point (the last one zero): a neighbour's point is one 16-byte load and
+    // the sums, the step and the clamp are vector operations, where three lanes took a
+    // load and an add per axis. Each lane's arithmetic is the same as with three, so the
+    // result is the same to the bit.
+    let widen = |p: &[f32; 3]| [p[0], p[1], p[2], 0.0];
+    let mut cur: Vec<[f32; 4]> = positions.par_iter().map(widen).collect();
+    let mut next = cur.clone();
+    let limit: Option<(Vec<[f32; 4]>, [f32; 4])> = anchors.and_then(|(a, spacing)| {
+        params.max_offset_voxels.map(|m| {
+            let half = spacing.map(|s| s * m);
+            (
+                a.par_iter().map(widen).collect(),
+                [half[0], half[1], half[2], 0.0],
+            )
+        })
     });
     // Chunks of vertices per task, not one vertex each: the loop body is a few adds, so
     // per-item scheduling would cost as much as the work.
     const CHUNK: usize = 4096;
-    let step = |from: &[[f32; 3]], to: &mut [[f32; 3]], factor: f32| {
+    let step = |from: &[[f32; 4]], to: &mut [[f32; 4]], factor: f32| {
         to.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
             for (i, out) in out.iter_mut().enumerate() {
                 let v = c * CHUNK + i;
@@ -144,22 +154,24 @@ pub fn taubin(
                     *out = p;
                     continue;
                 }
-                let mut avg = [0.0f32; 3];
+                let mut avg = [0.0f32; 4];
                 for &n in nb {
                     let q = from[n as usize];
-                    avg[0] += q[0];
-                    avg[1] += q[1];
-                    avg[2] += q[2];
+                    for d in 0..4 {
+                        avg[d] += q[d];
+                    }
                 }
                 let w = factor / nb.len() as f32;
-                let mut r = [0.0f32; 3];
-                for d in 0..3 {
+                let mut r = [0.0f32; 4];
+                for d in 0..4 {
                     r[d] = p[d] + (avg[d] * w - factor * p[d]);
                 }
-                if let Some((anchor, half)) = limit {
+                if let Some((anchor, half)) = &limit {
                     let a = anchor[v];
-                    for d in 0..3 {
-                        r[d] = r[d].clamp(a[d] - half[d], a[d] + half[d]);
+                    // max then min, as `clamp` does, without its check that lo <= hi
+                    // (half is never negative).
+                    for d in 0..4 {
+                        r[d] = r[d].max(a[d] - half[d]).min(a[d] + half[d]);
                     }
                 }
                 *out = r;
@@ -170,9 +182,108 @@ pub fn taubin(
         ctx.check_cancelled()?;
         ctx.set_steps(it, params.iterations);
         // λ into the scratch buffer, μ back: no copy between steps.
-        step(positions, &mut next, params.lambda);
-        step(&next, positions, params.mu);
+        step(&cur, &mut next, params.lambda);
+        step(&next, &mut cur, params.mu);
     }
+    positions
+        .par_iter_mut()
+        .zip(cur.par_iter())
+        .for_each(|(p, c)| *p = [c[0], c[1], c[2]]);
     ctx.set_progress(1.0);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook step, three lanes and `clamp`: what the four-lane loop must equal.
+    fn reference(
+        positions: &mut [[f32; 3]],
+        adjacency: &Adjacency,
+        anchors: &[[f32; 3]],
+        half: [f32; 3],
+        params: &SmoothParams,
+    ) {
+        for _ in 0..params.iterations {
+            for factor in [params.lambda, params.mu] {
+                let from = positions.to_vec();
+                for (v, out) in positions.iter_mut().enumerate() {
+                    let nb = adjacency.of(v);
+                    if nb.is_empty() {
+                        continue;
+                    }
+                    let p = from[v];
+                    let mut avg = [0.0f32; 3];
+                    for &n in nb {
+                        for d in 0..3 {
+                            avg[d] += from[n as usize][d];
+                        }
+                    }
+                    let w = factor / nb.len() as f32;
+                    for d in 0..3 {
+                        let r = p[d] + (avg[d] * w - factor * p[d]);
+                        out[d] = r.clamp(anchors[v][d] - half[d], anchors[v][d] + half[d]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn four_lane_steps_equal_the_plain_step_to_the_bit() {
+        // A bumpy grid surface (quads), anchors at the unsmoothed points, a box small enough
+        // that the clamp binds for some vertices and not others; one isolated vertex.
+        let side = 40u32;
+        let mut positions: Vec<[f32; 3]> = (0..side * side)
+            .map(|i| {
+                let (x, y) = ((i % side) as f32, (i / side) as f32);
+                [
+                    x * 0.9,
+                    y * 1.1,
+                    (i * 7919 % 13) as f32 * 0.1 + (x * 0.3).sin() * 2.0,
+                ]
+            })
+            .collect();
+        positions.push([5.0, 5.0, 5.0]);
+        let quads: Vec<[u32; 4]> = (0..side - 1)
+            .flat_map(|y| {
+                (0..side - 1).map(move |x| {
+                    let i = y * side + x;
+                    [i, i + 1, i + side + 1, i + side]
+                })
+            })
+            .collect();
+        let adjacency = Adjacency::from_polygons(positions.len(), &quads);
+        let anchors = positions.clone();
+        let spacing = [0.9, 1.1, 1.0];
+        let params = SmoothParams {
+            max_offset_voxels: Some(0.3),
+            ..SmoothParams::default()
+        };
+        let mut expected = positions.clone();
+        reference(
+            &mut expected,
+            &adjacency,
+            &anchors,
+            spacing.map(|s| s * 0.3),
+            &params,
+        );
+        let mut got = positions.clone();
+        taubin(
+            &mut got,
+            &adjacency,
+            Some((&anchors, spacing)),
+            &params,
+            &JobContext::detached(),
+        )
+        .expect("smooths");
+        // The box matters: without it, many vertices end elsewhere.
+        let mut free = positions.clone();
+        reference(&mut free, &adjacency, &anchors, [f32::INFINITY; 3], &params);
+        let clamped = free.iter().zip(&expected).filter(|(a, b)| a != b).count();
+        assert!(clamped > 100, "{clamped} vertices moved by the box");
+        assert_eq!(got, expected);
+        assert_eq!(got[positions.len() - 1], [5.0, 5.0, 5.0]);
+    }
 }
