@@ -1106,20 +1106,23 @@ mod tests {
         }
     }
 
-    /// A marching-cubes sphere of radius `r` voxels (1 mm), vertices in slab order.
-    fn sphere(r: f64) -> TriMesh {
-        let n = (2.0 * r + 8.0) as usize;
+    /// The marching-cubes surface where `inside` (of the offsets from the centre of an n³
+    /// grid of 1 mm voxels) crosses zero, vertices in slab order.
+    fn centred_isosurface(n: usize, inside: impl Fn([f64; 3]) -> f64 + Sync) -> TriMesh {
         let g = crate::volume::VolumeGeometry::axis_aligned([n; 3], [1.0; 3], [0.0; 3])
             .expect("valid grid");
         let c = (n as f64 - 1.0) / 2.0;
         let field = crate::volume::Volume::from_fn(g, |[i, j, k]| {
-            let d2 = [i, j, k]
-                .iter()
-                .map(|&x| (x as f64 - c).powi(2))
-                .sum::<f64>();
-            (r - d2.sqrt()) as f32
+            inside([i, j, k].map(|x| x as f64 - c)) as f32
         });
-        super::super::isosurface(&field, 0.0, &JobContext::detached()).expect("sphere")
+        super::super::isosurface(&field, 0.0, &JobContext::detached()).expect("surface")
+    }
+
+    /// A marching-cubes sphere of radius `r` voxels (1 mm), vertices in slab order.
+    fn sphere(r: f64) -> TriMesh {
+        centred_isosurface((2.0 * r + 8.0) as usize, |d| {
+            r - d.iter().map(|x| x * x).sum::<f64>().sqrt()
+        })
     }
 
     #[test]
@@ -1153,18 +1156,7 @@ mod tests {
     fn a_first_pass_without_costs_keeps_a_box_closed_and_true() {
         // A marching-cubes box: its flat sides are mostly edges under the coarse tolerance,
         // so the first pass walks every edge without a costs pass.
-        let n = 48;
-        let g = crate::volume::VolumeGeometry::axis_aligned([n; 3], [1.0; 3], [0.0; 3])
-            .expect("valid grid");
-        let c = (n as f64 - 1.0) / 2.0;
-        let field = crate::volume::Volume::from_fn(g, |[i, j, k]| {
-            let out = [i, j, k]
-                .iter()
-                .map(|&x| (x as f64 - c).abs())
-                .fold(0.0, f64::max);
-            (18.3 - out) as f32
-        });
-        let full = super::super::isosurface(&field, 0.0, &JobContext::detached()).expect("box");
+        let full = centred_isosurface(48, |d| 18.3 - d.iter().fold(0.0, |m, x| x.abs().max(m)));
         let ctx = JobContext::detached();
         for target in [
             DecimateTarget::Faces(full.face_count() / 8),
