@@ -268,6 +268,17 @@ fn collapse_point(pos: &[[f64; 3]], quadric: &[Quadric], u: usize, v: usize) -> 
     best_point(&q, pos[u], pos[v])
 }
 
+/// The cost a pass ranks the edge `u`–`v` by: its collapse cost as f32, or NaN (not an edge
+/// to rank) over `max_cost`.
+fn rank_cost(pos: &[[f64; 3]], quadric: &[Quadric], u: u32, v: u32, max_cost: f64) -> f32 {
+    let cost = collapse_point(pos, quadric, u as usize, v as usize).1;
+    if cost <= max_cost {
+        cost as f32
+    } else {
+        f32::NAN
+    }
+}
+
 /// Why a collapse did not happen.
 #[derive(PartialEq)]
 enum Refused {
@@ -609,15 +620,62 @@ fn sampled_cheap_edges(
             (0..3)
                 .filter(|&k| {
                     let (u, v) = (t[k], t[(k + 1) % 3]);
-                    u < v && {
-                        let cost = collapse_point(pos, quadric, u as usize, v as usize).1;
-                        cost <= max_cost && cost as f32 <= coarse_cost
-                    }
+                    u < v && rank_cost(pos, quadric, u, v, max_cost) <= coarse_cost
                 })
                 .count()
         })
         .sum();
     sampled * STRIDE
+}
+
+/// A block's way through its candidates in a pass: collapses up to its quota, and the edges
+/// that reach outside the block set aside for the serial sweep.
+struct BlockWalk {
+    quota: usize,
+    collapsed: usize,
+    walked: usize,
+    foreign: Vec<Candidate>,
+}
+
+impl BlockWalk {
+    fn new(quota: usize) -> Self {
+        Self {
+            quota,
+            collapsed: 0,
+            walked: 0,
+            foreign: Vec::new(),
+        }
+    }
+
+    /// Tries to collapse `c`: `None` once the quota is met (`c` is not walked), else whether
+    /// it collapsed.
+    fn attempt(
+        &mut self,
+        blk: &mut Block,
+        faces: &[Face],
+        inc: &Incidence,
+        c: Candidate,
+        ctx: &JobContext,
+    ) -> Result<Option<bool>, MeshingError> {
+        if self.collapsed == self.quota {
+            return Ok(None);
+        }
+        self.walked += 1;
+        if self.walked % 65536 == 0 {
+            ctx.check_cancelled()?;
+        }
+        Ok(Some(match blk.try_collapse(faces, inc, c.u, c.v) {
+            Ok(()) => {
+                self.collapsed += 1;
+                true
+            }
+            Err(Refused::Foreign) => {
+                self.foreign.push(c);
+                false
+            }
+            Err(Refused::Illegal) => false,
+        }))
+    }
 }
 
 /// Vertices per block in a pass's parallel phase: small enough for every thread to get
@@ -773,12 +831,7 @@ pub fn decimate_timed(
                                 || absorbed[u as usize] != 0
                                 || absorbed[v as usize] != 0
                             {
-                                let cost = collapse_point(pos, quadric, u as usize, v as usize).1;
-                                costs[k] = if cost <= max_cost {
-                                    cost as f32
-                                } else {
-                                    f32::NAN
-                                };
+                                costs[k] = rank_cost(pos, quadric, u, v, max_cost);
                             }
                         }
                         let valid = costs.iter().filter(|c| !c.is_nan()).count();
@@ -799,7 +852,7 @@ pub fn decimate_timed(
         // Ranking more than the collapses still needed lets a pass get close to the goal
         // although some are illegal or locked; only the cheapest run.
         let take = if costless {
-            usize::MAX
+            usize::MAX // every edge; none is ranked
         } else if coarse {
             cheap
         } else {
@@ -927,69 +980,46 @@ pub fn decimate_timed(
                 |(b, (((pos, quadric), (absorbed, next)), (list, &quota)))| -> Result<_, MeshingError> {
                     let mut blk =
                         Block::new((b * block) as u32, pos, quadric, absorbed, next, rules);
-                    let mut collapsed = 0;
-                    let mut walked = 0;
-                    let mut foreign = Vec::new();
+                    let mut walk = BlockWalk::new(quota);
                     if costless {
                         // Every edge from the face where it runs from lower to higher id, the
                         // lower end this block's, in face order: the faces that touch the
                         // block, from the first of its vertices' rows to the last. Faces are
                         // read as they are now (another block renames only faces all of whose
-                        // corners are its own, never one with a corner here).
+                        // corners are its own, never one with a corner here). There is no
+                        // list, so none of it is left for the serial sweep.
                         let ids = b * block..(b * block + block).min(n);
                         let first = ids.clone().filter_map(|u| inc.of(u as u32).first()).min();
                         let last = ids.filter_map(|u| inc.of(u as u32).last()).max();
-                        let (Some(&first), Some(&last)) = (first, last) else {
-                            return Ok((0, 0, foreign));
-                        };
-                        let mut seen = 0usize;
-                        'faces: for f in first as usize..=last as usize {
-                            let mut t = load(&faces[f]);
-                            for k in 0..3 {
-                                if t[0] == DEAD {
-                                    break;
-                                }
-                                let (u, v) = (t[k], t[(k + 1) % 3]);
-                                if u >= v || !blk.owns(u) {
-                                    continue;
-                                }
-                                if collapsed == quota {
-                                    break 'faces;
-                                }
-                                seen += 1;
-                                if seen % 65536 == 0 {
-                                    ctx.check_cancelled()?;
-                                }
-                                match blk.try_collapse(&faces, &inc, u, v) {
-                                    // The face is gone or renamed: read it again.
-                                    Ok(()) => {
-                                        collapsed += 1;
-                                        t = load(&faces[f]);
+                        if let (Some(&first), Some(&last)) = (first, last) {
+                            'faces: for f in first as usize..=last as usize {
+                                let mut t = load(&faces[f]);
+                                for k in 0..3 {
+                                    if t[0] == DEAD {
+                                        break;
                                     }
-                                    Err(Refused::Foreign) => {
-                                        foreign.push(Candidate { cost: 0.0, u, v })
+                                    let (u, v) = (t[k], t[(k + 1) % 3]);
+                                    if u >= v || !blk.owns(u) {
+                                        continue;
                                     }
-                                    Err(Refused::Illegal) => {}
+                                    let c = Candidate { cost: 0.0, u, v };
+                                    match walk.attempt(&mut blk, &faces, &inc, c, ctx)? {
+                                        None => break 'faces,
+                                        // The face is gone or renamed: read it again.
+                                        Some(true) => t = load(&faces[f]),
+                                        Some(false) => {}
+                                    }
                                 }
                             }
                         }
-                        return Ok((collapsed, 0, foreign));
+                        return Ok((walk.collapsed, 0, walk.foreign));
                     }
-                    for c in list {
-                        if collapsed == quota {
+                    for &c in list {
+                        if walk.attempt(&mut blk, &faces, &inc, c, ctx)?.is_none() {
                             break;
                         }
-                        walked += 1;
-                        if walked % 65536 == 0 {
-                            ctx.check_cancelled()?;
-                        }
-                        match blk.try_collapse(&faces, &inc, c.u, c.v) {
-                            Ok(()) => collapsed += 1,
-                            Err(Refused::Foreign) => foreign.push(*c),
-                            Err(Refused::Illegal) => {}
-                        }
                     }
-                    Ok((collapsed, walked, foreign))
+                    Ok((walk.collapsed, walk.walked, walk.foreign))
                 },
             )
             .collect();
