@@ -329,40 +329,59 @@ pub fn label_surfaces_timed(
     let done = std::sync::atomic::AtomicUsize::new(0);
     let total_faces: usize = per_label.iter().map(Vec::len).sum();
     let post = ctx.sub(0.45, 1.0);
-    let surfaces = labels
-        .par_iter()
-        .zip(per_label.into_par_iter())
-        .map(|(&label, tris)| -> Result<LabelSurface, MeshingError> {
-            let (p, t) = times.time("gather part vertices", || gather(&pos, tris));
-            let mesh = times.time("to world", || grid_mm_to_world(geometry, p, t));
-            let mut part_params = params.clone();
-            // A whole-model face budget is shared out in proportion to each part's size.
-            if let Some(DecimateTarget::Faces(f)) = params.decimate {
-                let share = (f as f64 * mesh.face_count() as f64 / total_faces.max(1) as f64).ceil()
-                    as usize;
-                part_params.decimate = Some(DecimateTarget::Faces(share.max(4)));
-            }
-            let mesh = postprocess(
-                mesh,
-                &part_params,
-                &JobContext::new(crate::jobs::Progress::new(), post.cancel_token().clone()),
-                times,
-            )?;
-            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            post.set_steps(d, labels.len());
-            let info = map.table.get(label);
-            Ok(LabelSurface {
-                label,
-                name: info
-                    .map(|i| i.name.clone())
-                    .unwrap_or_else(|| format!("label {label}")),
-                color: info
-                    .map(|i| i.color)
-                    .unwrap_or_else(|| crate::volume::LabelTable::default_color(label)),
-                mesh,
-            })
+    let part = |(&label, tris): (&u16, Vec<[(u32, u8); 3]>)| -> Result<LabelSurface, MeshingError> {
+        let (p, t) = times.time("gather part vertices", || gather(&pos, tris));
+        let mesh = times.time("to world", || grid_mm_to_world(geometry, p, t));
+        let mut part_params = params.clone();
+        // A whole-model face budget is shared out in proportion to each part's size.
+        if let Some(DecimateTarget::Faces(f)) = params.decimate {
+            let share =
+                (f as f64 * mesh.face_count() as f64 / total_faces.max(1) as f64).ceil() as usize;
+            part_params.decimate = Some(DecimateTarget::Faces(share.max(4)));
+        }
+        let mesh = postprocess(
+            mesh,
+            &part_params,
+            &JobContext::new(crate::jobs::Progress::new(), post.cancel_token().clone()),
+            times,
+        )?;
+        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        post.set_steps(d, labels.len());
+        let info = map.table.get(label);
+        Ok(LabelSurface {
+            label,
+            name: info
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| format!("label {label}")),
+            color: info
+                .map(|i| i.color)
+                .unwrap_or_else(|| crate::volume::LabelTable::default_color(label)),
+            mesh,
         })
-        .collect::<Result<Vec<_>, _>>()?;
+    };
+    // The largest part (the body, usually) is the critical path: it runs beside all the
+    // others rather than among them. In one parallel loop, its thread, while waiting for a
+    // piece of its own work that the other thread took, would pick up whole sibling parts
+    // still queued behind it, and the largest part's end would wait for theirs.
+    let largest = (0..labels.len()).max_by_key(|&i| (per_label[i].len(), std::cmp::Reverse(i)));
+    let mut jobs: Vec<_> = labels.iter().zip(per_label).map(Some).collect();
+    let first = largest.and_then(|i| jobs[i].take());
+    let (first, rest) = rayon::join(
+        || first.map(part),
+        || {
+            jobs.into_par_iter()
+                .map(|job| job.map(part))
+                .collect::<Vec<_>>()
+        },
+    );
+    let mut surfaces = Vec::with_capacity(labels.len());
+    let mut first = first;
+    for (i, r) in rest.into_iter().enumerate() {
+        let r = if Some(i) == largest { first.take() } else { r };
+        if let Some(r) = r {
+            surfaces.push(r?);
+        }
+    }
     Ok(surfaces)
 }
 
