@@ -366,7 +366,7 @@ pub fn label_surfaces_timed(
     let largest = (0..labels.len()).max_by_key(|&i| (per_label[i].len(), std::cmp::Reverse(i)));
     let mut jobs: Vec<_> = labels.iter().zip(per_label).map(Some).collect();
     let first = largest.and_then(|i| jobs[i].take());
-    let (first, rest) = rayon::join(
+    let (first, mut surfaces) = rayon::join(
         || first.map(part),
         || {
             jobs.into_par_iter()
@@ -374,15 +374,10 @@ pub fn label_surfaces_timed(
                 .collect::<Vec<_>>()
         },
     );
-    let mut surfaces = Vec::with_capacity(labels.len());
-    let mut first = first;
-    for (i, r) in rest.into_iter().enumerate() {
-        let r = if Some(i) == largest { first.take() } else { r };
-        if let Some(r) = r {
-            surfaces.push(r?);
-        }
+    if let Some(i) = largest {
+        surfaces[i] = first;
     }
-    Ok(surfaces)
+    surfaces.into_iter().flatten().collect()
 }
 
 /// Joins lists gathered a run at a time (`runs[r][b]`: run r's items for bucket b) into one
