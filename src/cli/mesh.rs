@@ -226,6 +226,13 @@ pub struct BenchMeshArgs {
     /// `scripts/bench_mesh_peers.py` to run VTK on the same data.
     #[arg(long)]
     pub write_phantom: Option<PathBuf>,
+    /// Then run VTK on the same phantom (`scripts/bench_mesh_peers.py`, `--repeat` runs of
+    /// each figure) and print ours ÷ VTK's for each of issue 4's figures.
+    #[arg(long)]
+    pub peers: bool,
+    /// Python with VTK for `--peers` (`pip install vtk`); default FUSEPRINT_PYTHON, else python3.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
 }
 
 /// Body (label 1, 40 HU) with eight structures (labels 2–9), four of them bony (> 200 HU).
@@ -425,13 +432,32 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let (ct, map) = phantom(dims)?;
     println!("phantom generated in {:.2} s", t.elapsed().as_secs_f64());
-    if let Some(dir) = &args.write_phantom {
-        std::fs::create_dir_all(dir).map_err(|e| crate::io::IoError::os(dir, e))?;
-        // Uncompressed: the peer script then times its pipeline, not gzip.
-        crate::io::save_nifti(&dir.join("ct.nii"), &ct, false)?;
-        crate::io::nifti::write_labels(&dir.join("labels.nii"), &map, false)?;
-        println!("phantom written to {}", dir.display());
-    }
+    // `--peers` without `--write-phantom`: the phantom goes to a folder of our own.
+    let peer_dir = match (&args.write_phantom, args.peers) {
+        (None, true) => Some(tempfile::tempdir()?),
+        _ => None,
+    };
+    let phantom_dir = args
+        .write_phantom
+        .clone()
+        .or_else(|| peer_dir.as_ref().map(|d| d.path().to_path_buf()));
+    // Found before the timed runs: a missing script is an error now, not after a minute.
+    let peer = if args.peers {
+        let script = super::mesh_peers::find_script().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--peers: scripts/bench_mesh_peers.py is neither under the current folder nor in {}",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        })?;
+        let python = args
+            .python
+            .clone()
+            .or_else(|| std::env::var_os("FUSEPRINT_PYTHON").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        Some((python, script))
+    } else {
+        None
+    };
     let ctx = JobContext::detached();
     let voxels = ct.data().len() as f64;
 
@@ -440,6 +466,7 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let iso = meshing::isosurface(&ct, 200.0, &ctx)?;
     println!("  (CPU {:.3} s)", cpu_since(cpu));
     let dt = t.elapsed().as_secs_f64();
+    let marching_cubes_s = dt;
     let c = meshing::check(&iso);
     println!(
         "marching cubes @200 HU: {dt:.3} s ({:.0} M voxels/s), {} faces, watertight {}, manifold {} (VTK flying edges 0.21 s, target ≤ 0.105 s)",
@@ -456,6 +483,7 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
     let net = meshing::surface_nets::surface_net(&map.volume, &ctx)?;
     println!("  (CPU {:.3} s)", cpu_since(cpu));
     let dt = t.elapsed().as_secs_f64();
+    let surface_nets_s = dt;
     println!(
         "surface nets, 9 labels: {dt:.3} s, {} vertices, {} quads (VTK 0.70 s, target ≤ 0.35 s)",
         net.positions_voxel.len(),
@@ -591,6 +619,31 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
             b as f64 / (1 << 20) as f64
         ),
         None => println!("peak memory: unavailable on this platform"),
+    }
+    // Written after the figures above, so the writer's buffers are not in the peak memory.
+    if let Some(dir) = &phantom_dir {
+        std::fs::create_dir_all(dir).map_err(|e| crate::io::IoError::os(dir, e))?;
+        // Uncompressed: the peer script then times its pipeline, not gzip.
+        crate::io::save_nifti(&dir.join("ct.nii"), &ct, false)?;
+        crate::io::nifti::write_labels(&dir.join("labels.nii"), &map, false)?;
+        println!("phantom written to {}", dir.display());
+    }
+    if let (Some((python, script)), Some(dir)) = (&peer, &phantom_dir) {
+        println!(
+            "running VTK on the same phantom: {} {} {}",
+            python.display(),
+            script.display(),
+            dir.display()
+        );
+        let vtk = super::mesh_peers::run_vtk(python, script, dir, args.repeat)?;
+        let ours = super::mesh_peers::OurFigures {
+            marching_cubes_s,
+            surface_nets_s,
+            pipeline_runs_s: runs.iter().map(|r| r.0).collect(),
+        };
+        for line in super::mesh_peers::comparison_lines(&ours, &vtk) {
+            println!("{line}");
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod bench_segment;
 pub mod convert;
 pub mod info;
 pub mod mesh;
+mod mesh_peers;
 pub mod metrics;
 pub mod models;
 pub mod preprocess;
