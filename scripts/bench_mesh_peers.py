@@ -5,6 +5,11 @@ same machine at the same load (issue 4 names VTK 9.7's figures as the bar).
     target/release/fuseprint bench mesh --repeat 5 --write-phantom /tmp/mesh_phantom
     python scripts/bench_mesh_peers.py /tmp/mesh_phantom [--repeat 3]
 
+or, in one run that also prints ours ÷ VTK's for each figure (this script, without its 20 s
+edge-collapse pipeline, run after fuseprint's figures):
+
+    target/release/fuseprint bench mesh --repeat 3 --peers [--python PATH_TO_PYTHON_WITH_VTK]
+
 Needs `pip install vtk`. Each figure is the best of `--repeat` runs (wall clock), as
 `fuseprint bench mesh` reports its best. VTK gets its quickest comparable setting: no normals,
 gradients or scalars from flying edges (fuseprint's marching cubes makes none either).

@@ -196,3 +196,86 @@ fn report_from_the_cli_draws_its_3d_pictures_like_the_app() {
         "the summary counts what was written: {said}"
     );
 }
+
+/// `bench mesh --peers` runs the peer script with the given interpreter on the phantom it
+/// wrote, then sets the peer's figures beside ours. A stand-in interpreter prints what
+/// `scripts/bench_mesh_peers.py` prints (CI has no VTK), after checking it was handed the
+/// script and a folder holding the phantom.
+#[cfg(unix)]
+#[test]
+fn bench_mesh_peers_sets_vtk_figures_beside_ours() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake-python");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         case \"$1\" in *bench_mesh_peers.py) ;; *) echo \"not the peer script: $1\" >&2; exit 3;; esac\n\
+         test -s \"$2/labels.nii\" && test -s \"$2/ct.nii\" || { echo \"no phantom in $2\" >&2; exit 4; }\n\
+         echo 'VTK 9.7.2, SMP backend Sequential (1 threads), 64×64×48 phantom, best of 2'\n\
+         echo 'VTK flying edges @200 HU: 0.500 s (1 M voxels/s), 100 faces'\n\
+         echo 'VTK surface nets, 9 labels: 0.800 s, 10 vertices, 10 quads'\n\
+         echo 'VTK 9 labels: surface nets + windowed sinc + quadric clustering 100 → 50 + STL write: 2.000 s (runs: 2.000, 4.000); 0 boundary edges, 0 non-manifold edges'\n",
+    )
+    .expect("write stand-in");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = run(&[
+        "bench".as_ref(),
+        "mesh".as_ref(),
+        "--dims".as_ref(),
+        "64".as_ref(),
+        "64".as_ref(),
+        "48".as_ref(),
+        "--faces".as_ref(),
+        "4000".as_ref(),
+        "--repeat".as_ref(),
+        "2".as_ref(),
+        "--peers".as_ref(),
+        "--python".as_ref(),
+        fake.as_os_str(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("9 labels to the face budget"))
+        .unwrap_or_else(|| panic!("no comparison line in {stdout}"));
+    // VTK's best of (2.0, 4.0) is 2.0 s, its median (upper of two) 4.0 s; ours are this run's.
+    assert!(line.contains("best 2.000 s, median 4.000 s"), "{line}");
+    assert!(
+        stdout.contains("surface nets, 9 labels: VTK 0.800 s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("isosurface @200 HU: VTK flying edges 0.500 s"),
+        "{stdout}"
+    );
+
+    // A peer that fails is an error naming the interpreter, not a silent figure.
+    let failing = dir.path().join("failing-python");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\necho 'ModuleNotFoundError: vtk' >&2\nexit 1\n",
+    )
+    .expect("write failing stand-in");
+    std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = run(&[
+        "bench".as_ref(),
+        "mesh".as_ref(),
+        "--dims".as_ref(),
+        "32".as_ref(),
+        "32".as_ref(),
+        "24".as_ref(),
+        "--faces".as_ref(),
+        "2000".as_ref(),
+        "--peers".as_ref(),
+        "--python".as_ref(),
+        failing.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("failing-python") && err.contains("ModuleNotFoundError: vtk"),
+        "{err}"
+    );
+}
