@@ -219,21 +219,7 @@ fn bench_mesh_peers_sets_vtk_figures_beside_ours() {
     )
     .expect("write stand-in");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let out = run(&[
-        "bench".as_ref(),
-        "mesh".as_ref(),
-        "--dims".as_ref(),
-        "64".as_ref(),
-        "64".as_ref(),
-        "48".as_ref(),
-        "--faces".as_ref(),
-        "4000".as_ref(),
-        "--repeat".as_ref(),
-        "2".as_ref(),
-        "--peers".as_ref(),
-        "--python".as_ref(),
-        fake.as_os_str(),
-    ]);
+    let out = bench_mesh_with_peer([64, 64, 48], 4000, 2, &fake);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     let line = stdout
@@ -259,23 +245,34 @@ fn bench_mesh_peers_sets_vtk_figures_beside_ours() {
     )
     .expect("write failing stand-in");
     std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let out = run(&[
-        "bench".as_ref(),
-        "mesh".as_ref(),
-        "--dims".as_ref(),
-        "32".as_ref(),
-        "32".as_ref(),
-        "24".as_ref(),
-        "--faces".as_ref(),
-        "2000".as_ref(),
-        "--peers".as_ref(),
-        "--python".as_ref(),
-        failing.as_os_str(),
-    ]);
+    let out = bench_mesh_with_peer([32, 32, 24], 2000, 1, &failing);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
         err.contains("failing-python") && err.contains("ModuleNotFoundError: vtk"),
         "{err}"
     );
+}
+
+/// `fuseprint bench mesh --peers` on a small phantom, with `python` as the peer's interpreter.
+#[cfg(unix)]
+fn bench_mesh_with_peer(dims: [usize; 3], faces: usize, repeat: usize, python: &Path) -> Output {
+    let [x, y, z] = dims.map(|d| d.to_string());
+    let (faces, repeat) = (faces.to_string(), repeat.to_string());
+    let args: [&std::ffi::OsStr; 13] = [
+        "bench".as_ref(),
+        "mesh".as_ref(),
+        "--dims".as_ref(),
+        x.as_ref(),
+        y.as_ref(),
+        z.as_ref(),
+        "--faces".as_ref(),
+        faces.as_ref(),
+        "--repeat".as_ref(),
+        repeat.as_ref(),
+        "--peers".as_ref(),
+        "--python".as_ref(),
+        python.as_os_str(),
+    ];
+    fuseprint(&args)
 }
