@@ -25,15 +25,22 @@ pub fn time<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Vec<(f64, f64)>, T) 
 /// The best run (with its CPU time) and the median, by wall time. On a busy machine wall time
 /// overstates; CPU time over the threads used bounds the idle figure.
 pub fn summary(runs: &[(f64, f64)]) -> String {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (best, cpu) = sorted[0];
+    let walls: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let (best, median) = best_and_median(&walls);
+    let cpu = runs.iter().find(|r| r.0 == best).map_or(f64::NAN, |r| r.1);
     format!(
-        "best {best:.3} s (CPU {cpu:.2} s over {} threads), median {:.3} s ({} runs)",
+        "best {best:.3} s (CPU {cpu:.2} s over {} threads), median {median:.3} s ({} runs)",
         rayon::current_num_threads(),
-        sorted[sorted.len() / 2].0,
-        sorted.len()
+        runs.len()
     )
+}
+
+/// The smallest of `seconds` and the median (the upper middle one of an even count), as every
+/// `fuseprint bench` figure reports them.
+pub fn best_and_median(seconds: &[f64]) -> (f64, f64) {
+    let mut sorted = seconds.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[0], sorted[sorted.len() / 2])
 }
 
 #[cfg(test)]

@@ -441,23 +441,10 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         .write_phantom
         .clone()
         .or_else(|| peer_dir.as_ref().map(|d| d.path().to_path_buf()));
-    // Found before the timed runs: a missing script is an error now, not after a minute.
-    let peer = if args.peers {
-        let script = super::mesh_peers::find_script().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--peers: scripts/bench_mesh_peers.py is neither under the current folder nor in {}",
-                env!("CARGO_MANIFEST_DIR")
-            )
-        })?;
-        let python = args
-            .python
-            .clone()
-            .or_else(|| std::env::var_os("FUSEPRINT_PYTHON").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("python3"));
-        Some((python, script))
-    } else {
-        None
-    };
+    let peer = args
+        .peers
+        .then(|| super::mesh_peers::Peer::locate(args.python.clone()))
+        .transpose()?;
     let ctx = JobContext::detached();
     let voxels = ct.data().len() as f64;
 
@@ -628,14 +615,14 @@ pub fn run_bench(args: BenchMeshArgs) -> anyhow::Result<()> {
         crate::io::nifti::write_labels(&dir.join("labels.nii"), &map, false)?;
         println!("phantom written to {}", dir.display());
     }
-    if let (Some((python, script)), Some(dir)) = (&peer, &phantom_dir) {
+    if let (Some(peer), Some(dir)) = (&peer, &phantom_dir) {
         println!(
             "running VTK on the same phantom: {} {} {}",
-            python.display(),
-            script.display(),
+            peer.python.display(),
+            peer.script.display(),
             dir.display()
         );
-        let vtk = super::mesh_peers::run_vtk(python, script, dir, args.repeat)?;
+        let vtk = peer.run(dir, args.repeat)?;
         let ours = super::mesh_peers::OurFigures {
             marching_cubes_s,
             surface_nets_s,

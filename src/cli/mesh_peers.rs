@@ -3,6 +3,7 @@
 //! is judged on figures taken in the same run, not against figures quoted from another day
 //! (this VM's speed drifts by 20–40 % between sessions).
 
+use super::bench_runs::best_and_median;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,17 +58,41 @@ pub fn parse_vtk_output(text: &str) -> VtkFigures {
     f
 }
 
-/// `scripts/bench_mesh_peers.py` under the current folder, else in the source tree this
-/// binary was built from.
-pub fn find_script() -> Option<PathBuf> {
-    let rel = Path::new("scripts").join("bench_mesh_peers.py");
-    [
-        std::env::current_dir().ok().map(|d| d.join(&rel)),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel)),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.is_file())
+/// The interpreter and the script that run VTK's side.
+pub struct Peer {
+    pub python: PathBuf,
+    pub script: PathBuf,
+}
+
+impl Peer {
+    /// `python` if given, else FUSEPRINT_PYTHON, else `python3`; and
+    /// `scripts/bench_mesh_peers.py` under the current folder, else in the source tree this
+    /// binary was built from. Called before any timing, so a missing script fails at once.
+    pub fn locate(python: Option<PathBuf>) -> anyhow::Result<Self> {
+        let rel = Path::new("scripts").join("bench_mesh_peers.py");
+        let script = [
+            std::env::current_dir().ok().map(|d| d.join(&rel)),
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel)),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--peers: scripts/bench_mesh_peers.py is neither under the current folder nor in {}",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        })?;
+        let python = python
+            .or_else(|| std::env::var_os("FUSEPRINT_PYTHON").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        Ok(Self { python, script })
+    }
+
+    /// [`run_vtk`] with this interpreter and script.
+    pub fn run(&self, dir: &Path, repeat: usize) -> anyhow::Result<VtkFigures> {
+        run_vtk(&self.python, &self.script, dir, repeat)
+    }
 }
 
 /// Runs the peer script with `python` on the phantom in `dir` (`ct.nii`, `labels.nii`),
@@ -117,16 +142,6 @@ pub fn run_vtk(
     Ok(f)
 }
 
-fn best(runs: &[f64]) -> f64 {
-    runs.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn median(runs: &[f64]) -> f64 {
-    let mut s = runs.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
-}
-
 /// The comparison, one line per figure: ours, VTK's, ours ÷ VTK's (issue 4 asks for ≤ 0.5).
 pub fn comparison_lines(ours: &OurFigures, vtk: &VtkFigures) -> Vec<String> {
     let ratio = |a: f64, b: f64| format!("{:.2}×", a / b);
@@ -151,14 +166,12 @@ pub fn comparison_lines(ours: &OurFigures, vtk: &VtkFigures) -> Vec<String> {
     }
     let (o, v) = (&ours.pipeline_runs_s, &vtk.pipeline_runs_s);
     if !o.is_empty() && !v.is_empty() {
+        let (o_best, o_median) = best_and_median(o);
+        let (v_best, v_median) = best_and_median(v);
         lines.push(format!(
-            "  9 labels to the face budget + STL: VTK (quadric clustering) best {:.3} s, median {:.3} s; ours best {:.3} s, median {:.3} s: best {}, median {}",
-            best(v),
-            median(v),
-            best(o),
-            median(o),
-            ratio(best(o), best(v)),
-            ratio(median(o), median(v))
+            "  9 labels to the face budget + STL: VTK (quadric clustering) best {v_best:.3} s, median {v_median:.3} s; ours best {o_best:.3} s, median {o_median:.3} s: best {}, median {}",
+            ratio(o_best, v_best),
+            ratio(o_median, v_median)
         ));
     }
     lines
