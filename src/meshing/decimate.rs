@@ -96,7 +96,10 @@ fn best_point(q: &Quadric, a: [f64; 3], b: [f64; 3]) -> ([f64; 3], f64) {
         let off2: f64 = (0..3).map(|d| (p[d] - mid[d]).powi(2)).sum();
         // A far-away optimum means a near-singular quadric (flat region): do not trust it.
         if p.iter().all(|x| x.is_finite()) && off2 <= edge2 * 4.0 {
-            return (p, eval(q, p).max(0.0));
+            // At the minimiser A·p = −b, so pᵀAp + 2bᵀp + c is just bᵀp + c: no second pass
+            // over the quadric.
+            let cost = q[3] * p[0] + q[6] * p[1] + q[8] * p[2] + q[9];
+            return (p, cost.max(0.0));
         }
     }
     [a, b, mid]
@@ -526,13 +529,8 @@ impl<'a> Block<'a> {
             return Err(Refused::Illegal); // boundary edge: leave it
         }
         self.ring_into(faces, inc, v, rv);
-        if !around(ru, u).chain(around(rv, v)).all(|w| self.owns(w)) {
-            return Err(Refused::Foreign);
-        }
-        if self.link_condition(ru, rv, u, v, shared)
-            && self.no_flip(ru, u, v, p)
-            && self.no_flip(rv, u, v, p)
-        {
+        self.link_condition(ru, rv, u, v, shared)?;
+        if self.no_flip(ru, u, v, p) && self.no_flip(rv, u, v, p) {
             Ok(p)
         } else {
             Err(Refused::Illegal)
@@ -540,9 +538,11 @@ impl<'a> Block<'a> {
     }
 
     /// The ends' common neighbours must be exactly the two opposite corners, else the
-    /// collapse would pinch the surface; and a tetrahedron must not collapse flat. The caller
-    /// has checked that every vertex around both rings is this block's (the marks are per
-    /// block).
+    /// collapse would pinch the surface; and a tetrahedron must not collapse flat.
+    ///
+    /// The same walk checks that every vertex around both rings is this block's (the marks
+    /// are per block): `Foreign` at the first that is not, unless the walk has already found
+    /// the collapse illegal, which it is then on the whole surface too.
     fn link_condition(
         &mut self,
         ru: &[(u32, [u32; 3])],
@@ -550,33 +550,43 @@ impl<'a> Block<'a> {
         u: u32,
         v: u32,
         shared: [[u32; 3]; 2],
-    ) -> bool {
+    ) -> Result<(), Refused> {
         let opposite = shared.map(|t| t.into_iter().find(|&w| w != u && w != v).unwrap_or(u));
         if opposite[0] == opposite[1] {
-            return false;
+            return Err(Refused::Illegal);
         }
         self.marks.next_check();
         // Distinct neighbours of u (v among them), then of v (u among them).
         let mut count_u = 0;
         for w in around(ru, u) {
+            if !self.owns(w) {
+                return Err(Refused::Foreign);
+            }
             let i = self.at(w);
             count_u += usize::from(self.marks.meet(i, NeighbourMarks::AROUND_U));
         }
         let mut count_v = 0;
         let mut common = 0;
         for w in around(rv, v) {
+            if !self.owns(w) {
+                return Err(Refused::Foreign);
+            }
             let i = self.at(w);
             if self.marks.meet(i, NeighbourMarks::AROUND_V) {
                 count_v += 1;
                 if self.marks.around_both(i) {
                     if !opposite.contains(&w) {
-                        return false;
+                        return Err(Refused::Illegal);
                     }
                     common += 1;
                 }
             }
         }
-        common == 2 && count_u + count_v - common - 2 >= 3
+        if common == 2 && count_u + count_v - common - 2 >= 3 {
+            Ok(())
+        } else {
+            Err(Refused::Illegal)
+        }
     }
 
     /// No face of `ring` (other than the two removed) may turn over or collapse.
@@ -1314,15 +1324,22 @@ mod tests {
         // Around 0: 1, 2, 3, 4; around 1: 0, 2, 3, 5.
         let ru = ring(&[[0, 1, 2], [1, 0, 3], [0, 2, 4], [0, 4, 3]]);
         let rv = ring(&[[0, 1, 2], [1, 0, 3], [1, 5, 2], [1, 3, 5]]);
-        assert!(blk.link_condition(&ru, &rv, 0, 1, shared));
+        assert!(blk.link_condition(&ru, &rv, 0, 1, shared).is_ok());
         // 6 around both ends as well: the collapse would pinch the surface at 6.
         let ru6 = ring(&[[0, 1, 2], [1, 0, 3], [0, 2, 6], [0, 6, 3]]);
         let rv6 = ring(&[[0, 1, 2], [1, 0, 3], [1, 6, 2], [1, 3, 6]]);
-        assert!(!blk.link_condition(&ru6, &rv6, 0, 1, shared));
+        let illegal = |r: Result<(), Refused>| r.err() == Some(Refused::Illegal);
+        assert!(illegal(blk.link_condition(&ru6, &rv6, 0, 1, shared)));
         // The same legal check again after many checks, across a wrap of the stamps.
         blk.marks.stamp = u32::MAX >> 2;
-        assert!(blk.link_condition(&ru, &rv, 0, 1, shared));
-        assert!(!blk.link_condition(&ru6, &rv6, 0, 1, shared));
+        assert!(blk.link_condition(&ru, &rv, 0, 1, shared).is_ok());
+        assert!(illegal(blk.link_condition(&ru6, &rv6, 0, 1, shared)));
+        // A block that does not own 5 (vertices 0–4 only) leaves the legal collapse to the
+        // serial sweep.
+        let mut state = WholeMesh::new(vec![[0.0; 3]; 5]);
+        let mut blk = state.block(1);
+        let foreign = blk.link_condition(&ru, &rv, 0, 1, shared);
+        assert!(foreign.err() == Some(Refused::Foreign));
     }
 
     #[test]
@@ -1359,5 +1376,33 @@ mod tests {
         let (p, cost) = best_point(&flat, [0.0, 0.0, 3.0], [1.0, 0.0, 4.0]);
         assert_eq!(p, [0.0, 0.0, 3.0]);
         assert_eq!(cost, 0.0);
+    }
+
+    #[test]
+    fn the_cost_at_the_minimiser_is_the_quadric_there_and_its_least_value() {
+        // Four planes with no common point, far from the origin as LPS millimetres are:
+        // the cost given with the minimiser is the quadric evaluated there, and no nearby
+        // point costs less.
+        let c = [-180.0, 220.0, 95.0];
+        let mut q = [0.0; 10];
+        for (n, off) in [
+            ([1.0, 0.0, 0.0], 0.1),
+            ([0.0, 1.0, 0.0], -0.05),
+            ([0.0, 0.0, 1.0], 0.02),
+            ([0.577_350_269_189_625_8; 3], 0.2),
+        ] {
+            let d = -(n[0] * c[0] + n[1] * c[1] + n[2] * c[2]) + off;
+            add(&mut q, &plane_quadric(n, d));
+        }
+        let (p, cost) = best_point(&q, c, [c[0] + 0.8, c[1], c[2]]);
+        assert!(cost > 1e-3, "{cost}");
+        assert!((cost - eval(&q, p)).abs() < 1e-9, "{cost} vs {}", eval(&q, p));
+        for d in 0..3 {
+            for step in [-0.01, 0.01] {
+                let mut r = p;
+                r[d] += step;
+                assert!(eval(&q, r) > cost, "{r:?}");
+            }
+        }
     }
 }
