@@ -18,13 +18,13 @@ fn facet_normal(m: &crate::volume::TriMesh, f: usize) -> [f32; 3] {
 }
 
 /// One binary STL facet: normal, three corners, a zero attribute count.
-fn facet_record(m: &crate::volume::TriMesh, f: usize) -> [u8; 50] {
+fn facet_record(m: &crate::volume::TriMesh, f: usize) -> [u8; RECORD] {
     let mut vals = [0f32; 12];
     vals[..3].copy_from_slice(&facet_normal(m, f));
     for (k, &v) in m.indices[f].iter().enumerate() {
         vals[3 + 3 * k..6 + 3 * k].copy_from_slice(&m.positions_world_mm[v as usize]);
     }
-    let mut rec = [0u8; 50];
+    let mut rec = [0u8; RECORD];
     for (i, v) in vals.iter().enumerate() {
         rec[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
     }
@@ -58,15 +58,39 @@ pub fn write_binary(
     write_atomic(path, options.overwrite, |w| {
         w.write_all(&header)?;
         w.write_all(&(count as u32).to_le_bytes())?;
-        // Streamed through the writer's buffer: encoding all records first (in parallel) was
-        // slower, measured at 500k faces (0.040 s against 0.030 s), for the 25 MB it touched.
+        // A window of records is encoded (in parallel) into one of two reused buffers while
+        // the other is written. Encoding every record first was slower, measured at 500k
+        // faces (0.040 s against 0.030 s streamed), for the 25 MB it touched; two windows
+        // stay in cache.
+        const WINDOW: usize = 1 << 15;
+        let mut ready: Vec<u8> = Vec::with_capacity(RECORD * WINDOW);
+        let mut spare: Vec<u8> = Vec::with_capacity(RECORD * WINDOW);
         for p in parts {
-            for f in 0..p.mesh.indices.len() {
-                w.write_all(&facet_record(&p.mesh, f))?;
+            for start in (0..p.mesh.indices.len()).step_by(WINDOW) {
+                let end = (start + WINDOW).min(p.mesh.indices.len());
+                spare.resize(RECORD * (end - start), 0);
+                let (written, ()) = rayon::join(
+                    || w.write_all(&ready),
+                    || encode_records(&p.mesh, start, &mut spare),
+                );
+                written?;
+                std::mem::swap(&mut ready, &mut spare);
             }
         }
-        Ok(())
+        w.write_all(&ready)
     })
+}
+
+/// Bytes per binary STL facet.
+const RECORD: usize = 50;
+
+/// The records of faces `start..start + out.len() / RECORD` into `out`.
+fn encode_records(m: &crate::volume::TriMesh, start: usize, out: &mut [u8]) {
+    use rayon::prelude::*;
+    out.par_chunks_mut(RECORD)
+        .with_min_len(1024)
+        .enumerate()
+        .for_each(|(i, rec)| rec.copy_from_slice(&facet_record(m, start + i)));
 }
 
 /// One `solid` for all parts: several solids in one file are a convention many readers
