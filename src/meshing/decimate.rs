@@ -1396,7 +1396,11 @@ mod tests {
         }
         let (p, cost) = best_point(&q, c, [c[0] + 0.8, c[1], c[2]]);
         assert!(cost > 1e-3, "{cost}");
-        assert!((cost - eval(&q, p)).abs() < 1e-9, "{cost} vs {}", eval(&q, p));
+        assert!(
+            (cost - eval(&q, p)).abs() < 1e-9,
+            "{cost} vs {}",
+            eval(&q, p)
+        );
         for d in 0..3 {
             for step in [-0.01, 0.01] {
                 let mut r = p;
