@@ -3,6 +3,7 @@
 
 use super::{write_atomic, ExportError, ExportOptions, ExportPart};
 use crate::volume::mesh::{cross, norm, sub};
+use rayon::prelude::*;
 use std::io::Write;
 use std::path::Path;
 
@@ -16,6 +17,9 @@ fn facet_normal(m: &crate::volume::TriMesh, f: usize) -> [f32; 3] {
         [0.0; 3]
     }
 }
+
+/// Bytes per binary STL facet.
+const RECORD: usize = 50;
 
 /// One binary STL facet: normal, three corners, a zero attribute count.
 fn facet_record(m: &crate::volume::TriMesh, f: usize) -> [u8; RECORD] {
@@ -81,12 +85,8 @@ pub fn write_binary(
     })
 }
 
-/// Bytes per binary STL facet.
-const RECORD: usize = 50;
-
 /// The records of faces `start..start + out.len() / RECORD` into `out`.
 fn encode_records(m: &crate::volume::TriMesh, start: usize, out: &mut [u8]) {
-    use rayon::prelude::*;
     out.par_chunks_mut(RECORD)
         .with_min_len(1024)
         .enumerate()

@@ -426,6 +426,15 @@ impl<'a> Block<'a> {
         (v - self.lo) as usize
     }
 
+    /// [`Block::at`] for a vertex that may be another block's: `Foreign` if it is.
+    fn own_at(&self, v: u32) -> Result<usize, Refused> {
+        if self.owns(v) {
+            Ok(self.at(v))
+        } else {
+            Err(Refused::Foreign)
+        }
+    }
+
     fn p(&self, v: u32) -> [f64; 3] {
         self.pos[self.at(v)]
     }
@@ -559,19 +568,13 @@ impl<'a> Block<'a> {
         // Distinct neighbours of u (v among them), then of v (u among them).
         let mut count_u = 0;
         for w in around(ru, u) {
-            if !self.owns(w) {
-                return Err(Refused::Foreign);
-            }
-            let i = self.at(w);
+            let i = self.own_at(w)?;
             count_u += usize::from(self.marks.meet(i, NeighbourMarks::AROUND_U));
         }
         let mut count_v = 0;
         let mut common = 0;
         for w in around(rv, v) {
-            if !self.owns(w) {
-                return Err(Refused::Foreign);
-            }
-            let i = self.at(w);
+            let i = self.own_at(w)?;
             if self.marks.meet(i, NeighbourMarks::AROUND_V) {
                 count_v += 1;
                 if self.marks.around_both(i) {
