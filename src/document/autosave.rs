@@ -18,8 +18,8 @@
 
 use super::project::{Project, ProjectError, SaveMode, SaveSummary};
 use crate::io::project::{
-    self as files, list_session_folders, process_alive, remove_session_folder,
-    write_session_marker, ProjectContents, SessionMarker,
+    self as files, create_session_folder, list_session_folders, process_alive,
+    remove_session_folder, write_session_marker, ProjectContents, SessionMarker,
 };
 use crate::io::IoError;
 use crate::jobs::JobContext;
@@ -112,10 +112,7 @@ impl Session {
             started_unix_s: unix_now(),
             project,
         };
-        let dir = policy
-            .root
-            .join(format!("session-{}-{}", marker.started_unix_s, marker.pid));
-        write_session_marker(&dir, &marker)?;
+        let dir = create_session_folder(&policy.root, &marker)?;
         Ok(Self {
             policy,
             dir,
@@ -253,6 +250,42 @@ pub fn find_recoverable_in(root: &Path) -> Vec<Recoverable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_never_takes_over_another_sessions_folder() {
+        // Another session of this process, started this second (or the next: the clock may
+        // tick meanwhile), holds the folder the new one would be named.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = unix_now();
+        let taken: Vec<(PathBuf, SessionMarker)> = [now, now + 1]
+            .into_iter()
+            .map(|t| {
+                let marker = SessionMarker {
+                    pid: std::process::id(),
+                    started_unix_s: t,
+                    project: Some(PathBuf::from("other.fuseprint")),
+                };
+                let folder = dir.path().join(format!("session-{t}-{}", marker.pid));
+                write_session_marker(&folder, &marker).expect("marker");
+                (folder, marker)
+            })
+            .collect();
+        let s = Session::start(AutosavePolicy::new(dir.path()), None).expect("starts");
+        assert!(s.dir().join(files::MARKER_FILE).is_file());
+        let folders = list_session_folders(dir.path());
+        for (folder, marker) in &taken {
+            assert_ne!(s.dir(), folder.as_path());
+            let kept = folders
+                .iter()
+                .find(|f| &f.dir == folder)
+                .expect("still there");
+            assert_eq!(
+                kept.marker.as_ref(),
+                Some(marker),
+                "the other session's marker is untouched"
+            );
+        }
+    }
 
     #[test]
     fn autosave_waits_for_quiet_after_a_change() {

@@ -935,6 +935,31 @@ pub fn write_session_marker(session_dir: &Path, marker: &SessionMarker) -> Resul
     })
 }
 
+/// Creates a new session folder under `root` and writes `marker` into it. The folder is
+/// named after the marker's start time and process, with a suffix when that name is taken:
+/// two sessions of one process started within a second (an app reopened in-process) must
+/// not share a folder, or the new marker would hide the other's unsaved work from recovery.
+pub fn create_session_folder(root: &Path, marker: &SessionMarker) -> Result<PathBuf, IoError> {
+    std::fs::create_dir_all(root).map_err(|e| IoError::os(root, e))?;
+    let base = format!("session-{}-{}", marker.started_unix_s, marker.pid);
+    for n in 0u32.. {
+        let dir = match n {
+            0 => root.join(&base),
+            n => root.join(format!("{base}-{n}")),
+        };
+        // `create_dir`, not `create_dir_all`: an existing folder is another session's.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                write_session_marker(&dir, marker)?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(IoError::os(&dir, e)),
+        }
+    }
+    unreachable!("u32 suffixes run out only after four billion sessions in one second")
+}
+
 /// One session folder found under a recovery root.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionFolder {
